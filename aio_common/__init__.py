@@ -1,0 +1,1 @@
+"""Pieces both services share: the Immich ML protocol, HTTP errors and limits, logging."""

@@ -1,0 +1,101 @@
+"""Immich's machine-learning protocol: the `entries` form field and the answer shapes.
+
+Facts from Immich's ML server and its server-side client (see README, "Protocol"). Both the
+AI service and the gateway parse requests here, so they agree on what is a client fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from aio_common.http import ApiError
+
+CLIP = "clip"
+OCR = "ocr"
+FACES = "facial-recognition"
+
+VISUAL = "visual"
+TEXTUAL = "textual"
+DETECTION = "detection"
+RECOGNITION = "recognition"
+
+IMAGE_SIZE_KEYS = ("imageHeight", "imageWidth")
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+class EntryConfig(BaseModel):
+    """One model of one task: `{"modelName": ..., "options": {...}}`. Unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    modelName: str
+    options: dict[str, Any] = {}
+
+
+# task -> model type -> config. Task and type stay strings: the gateway passes tasks it does
+# not know to the stock server instead of refusing them.
+Entries = dict[str, dict[str, EntryConfig]]
+_entries_adapter = TypeAdapter(Entries)
+
+
+def parse_entries(raw: str | bytes | None) -> Entries:
+    """Parse and validate the `entries` field; 422 names what is wrong, as the stock server does."""
+    if raw is None:
+        raise ApiError(422, "Invalid request format: the 'entries' form field is missing.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(422, f"Invalid request format: 'entries' is not JSON ({exc}).") from None
+    try:
+        entries = _entries_adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, f"Invalid request format: entries.{where}: {first['msg']}.") from None
+    if not entries or any(not types for types in entries.values()):
+        raise ApiError(422, "Invalid request format: 'entries' names no task or a task without a model.")
+    return entries
+
+
+def dump_entries(entries: Entries) -> bytes:
+    return orjson.dumps({task: {t: c.model_dump() for t, c in types.items()} for task, types in entries.items()})
+
+
+def embedding_literal(values: list[float]) -> str:
+    """An embedding the way Immich stores it: a JSON array in a string (a pgvector literal)."""
+    return orjson.dumps(values).decode()
+
+
+def merge_answers(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge per-task answers into one: each task's key once, the image size once."""
+    merged: dict[str, Any] = {}
+    for answer in answers:
+        for key, value in answer.items():
+            if key in IMAGE_SIZE_KEYS and key in merged:
+                continue
+            merged[key] = value
+    return merged
+
+
+class DetectionOptions(BaseModel):
+    """OCR detection options as Immich sends them; unknown options are ignored."""
+
+    minScore: float = Field(default=0.5, ge=0, le=1)
+    maxResolution: int = Field(default=736, ge=32, le=4096)
+
+
+class RecognitionOptions(BaseModel):
+    minScore: float = Field(default=0.8, ge=0, le=1)
+
+
+def parse_options(model: type[OptionsT], options: dict[str, Any], where: str) -> OptionsT:
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, f"Invalid request format: {where}.options.{field}: {first['msg']}.") from None

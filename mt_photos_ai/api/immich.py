@@ -1,0 +1,108 @@
+"""Immich's ML protocol: GET /ping and POST /predict for the clip and ocr tasks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+
+from aio_common import protocol as p
+from aio_common.http import ApiError, JsonResponse
+from mt_photos_ai.api.deps import checked_text, file_bytes, read_form, require_key, runtime_of, settings_of
+from mt_photos_ai.engines.clip import ClipEngine
+from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
+from mt_photos_ai.images import decode_image
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+SERVED = {p.CLIP: {p.VISUAL, p.TEXTUAL}, p.OCR: {p.DETECTION, p.RECOGNITION}}
+
+
+@router.get("/ping", response_class=PlainTextResponse)
+async def ping() -> str:
+    return "pong"
+
+
+@router.post("/predict", dependencies=[Depends(require_key)])
+async def predict(request: Request) -> JsonResponse:
+    settings = settings_of(request)
+    form = await read_form(request)
+    entries = p.parse_entries(form.get("entries"))
+    _check_served(entries)
+    image = await file_bytes(form, "image")
+    text = form.get("text")
+    if image is None and text is None:
+        raise ApiError(400, "Either image or text must be provided.")
+    log.debug("predict", extra={"models": {t: {k: c.modelName for k, c in m.items()} for t, m in entries.items()}})
+
+    runtime = runtime_of(request)
+    answer: dict[str, Any] = {}
+    if image is not None:
+        limits = {"max_pixels": settings.max_image_pixels, "max_side": settings.max_image_side}
+        if p.TEXTUAL in entries.get(p.CLIP, {}):
+            raise ApiError(422, "clip.textual needs 'text', but an image was sent.")
+        if p.CLIP in entries:
+
+            def embed(engine: ClipEngine) -> tuple[list[float], int, int]:
+                decoded = decode_image(image, min_side=engine.resolution, **limits)
+                return engine.encode_images([decoded.image])[0].tolist(), decoded.width, decoded.height
+
+            vector, width, height = await runtime.run("clip", embed)
+            answer.update({p.CLIP: p.embedding_literal(vector), "imageHeight": height, "imageWidth": width})
+        if p.OCR in entries:
+            options = _ocr_options(entries[p.OCR])
+
+            def read(engine: OcrEngine) -> dict[str, Any]:
+                decoded = decode_image(image, **limits)
+                return immich_ocr_answer(engine.read(decoded.image, options), decoded.width, decoded.height)
+
+            answer.update(await runtime.run("ocr", read))
+    else:
+        if p.OCR in entries or p.VISUAL in entries.get(p.CLIP, {}):
+            raise ApiError(422, "ocr and clip.visual need an 'image', but only text was sent.")
+        query = checked_text(text, settings)
+        vector = await runtime.run("clip", lambda engine: engine.encode_texts([query])[0].tolist())
+        answer[p.CLIP] = p.embedding_literal(vector)
+    return JsonResponse(answer)
+
+
+def _check_served(entries: p.Entries) -> None:
+    for task, types in entries.items():
+        if task not in SERVED:
+            raise ApiError(
+                422,
+                f"This service serves the clip and ocr tasks only, not '{task}': send faces and other "
+                "tasks to the stock Immich ML server (the gateway does this).",
+            )
+        unknown = set(types) - SERVED[task]
+        if unknown:
+            raise ApiError(422, f"Invalid request format: {task} has no model type {sorted(unknown)}.")
+    ocr = entries.get(p.OCR)
+    if ocr is not None and set(ocr) != SERVED[p.OCR]:
+        raise ApiError(400, "ocr needs both a detection and a recognition model.")
+
+
+def _ocr_options(ocr: dict[str, p.EntryConfig]) -> OcrOptions:
+    detection = p.parse_options(p.DetectionOptions, ocr[p.DETECTION].options, "ocr.detection")
+    recognition = p.parse_options(p.RecognitionOptions, ocr[p.RECOGNITION].options, "ocr.recognition")
+    return OcrOptions(detection.minScore, detection.maxResolution, recognition.minScore)
+
+
+def immich_ocr_answer(result: OcrResult, width: int, height: int) -> dict[str, Any]:
+    """Immich's OCR answer: flat boxes of 8 numbers per line, normalised to 0-1."""
+    boxes = result.boxes.copy()
+    boxes[:, :, 0] /= width
+    boxes[:, :, 1] /= height
+    return {
+        p.OCR: {
+            "text": result.texts,
+            "box": boxes.clip(0, 1).reshape(-1).tolist(),
+            "boxScore": result.box_scores,
+            "textScore": result.text_scores,
+        },
+        "imageHeight": height,
+        "imageWidth": width,
+    }

@@ -1,0 +1,120 @@
+"""Chinese + English OCR on RapidOCR's ONNX models (shipped in the wheel), with Immich's semantics.
+
+Immich's own OCR model decides how the image is scaled, which boxes and lines are kept and in
+what order they come back; this engine does the same so Immich stores the same kind of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+from rapidocr import RapidOCR
+from rapidocr.ch_ppocr_det import TextDetector
+from rapidocr.ch_ppocr_det.utils import DBPostProcess
+from rapidocr.ch_ppocr_rec import TextRecInput, TextRecognizer
+from rapidocr.utils.process_img import get_rotate_crop_image
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 32
+# Boxes whose top-left corners differ by less than this many pixels in y are one line.
+LINE_Y_TOLERANCE = 10
+# Immich scales the short side to maxResolution; a very long, thin image would then become
+# enormous, so the long side of the detector's input is capped.
+MAX_DETECTION_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    box_min_score: float = 0.5
+    max_resolution: int = 736
+    text_min_score: float = 0.8
+
+
+@dataclass
+class OcrResult:
+    texts: list[str] = field(default_factory=list)
+    # (n, 4, 2) pixel corners in the given image: top-left, top-right, bottom-right, bottom-left.
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 2), np.float32))
+    box_scores: list[float] = field(default_factory=list)
+    text_scores: list[float] = field(default_factory=list)
+
+
+class OcrEngine:
+    def __init__(self, device: str) -> None:
+        config = RapidOCR(
+            params={
+                "Global.log_level": "warning",
+                "EngineConfig.onnxruntime.use_cuda": device == "cuda",
+            }
+        ).cfg
+        for part in (config.Det, config.Rec):
+            part.engine_cfg = config.EngineConfig[part.engine_type.value]
+            part.model_root_dir = config.Global.model_root_dir
+        config.Rec.font_path = config.Global.font_path
+        self.detector = TextDetector(config.Det)
+        self.recognizer = TextRecognizer(config.Rec)
+        self.models = [
+            f"{part.ocr_version.value} {part.task_type.value} {part.model_type.value}"
+            for part in (config.Det, config.Rec)
+        ]
+        self.providers = self.detector.session.session.get_providers()
+
+    def read(self, image: Image.Image, options: OcrOptions) -> OcrResult:
+        width, height = image.size
+        if width < MIN_SIDE or height < MIN_SIDE:
+            return OcrResult()
+        bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+        boxes, box_scores = self._detect(bgr, options)
+        if len(boxes) == 0:
+            return OcrResult()
+        crops = [get_rotate_crop_image(bgr, box.copy()) for box in boxes]
+        recognized = self.recognizer(TextRecInput(img=crops))
+        texts, text_scores = recognized.txts or (), recognized.scores
+        keep = [i for i, score in enumerate(text_scores) if score > options.text_min_score]
+        return OcrResult(
+            texts=[texts[i] for i in keep],
+            boxes=boxes[keep],
+            box_scores=[float(box_scores[i]) for i in keep],
+            text_scores=[float(text_scores[i]) for i in keep],
+        )
+
+    def _detect(self, bgr: np.ndarray, options: OcrOptions) -> tuple[np.ndarray, np.ndarray]:
+        height, width = bgr.shape[:2]
+        ratio = options.max_resolution / min(width, height)
+        ratio = min(ratio, MAX_DETECTION_SIDE / max(width, height))
+        size = (_round32(width * ratio), _round32(height * ratio))
+        resized = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
+        tensor = ((resized.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        prediction = self.detector.session(np.ascontiguousarray(tensor))
+        # A fresh post-processor per call: its threshold is per request and the object is shared.
+        postprocess = DBPostProcess(
+            thresh=0.3,
+            box_thresh=options.box_min_score,
+            max_candidates=1000,
+            unclip_ratio=1.6,
+            use_dilation=True,
+            score_mode="fast",
+        )
+        boxes, scores = postprocess(prediction, (height, width))
+        if len(boxes) == 0:
+            return np.zeros((0, 4, 2), np.float32), np.zeros(0, np.float32)
+        boxes = np.asarray(boxes, dtype=np.float32)
+        order = reading_order(boxes)
+        return boxes[order], np.asarray(scores, dtype=np.float32)[order]
+
+
+def reading_order(boxes: np.ndarray) -> np.ndarray:
+    """Indices of `boxes` top to bottom by line, then left to right within a line."""
+    by_y = np.argsort(boxes[:, 0, 1], kind="stable")
+    y = boxes[by_y, 0, 1]
+    line = np.concatenate([[0], np.cumsum(np.diff(y) >= LINE_Y_TOLERANCE)])
+    return by_y[np.lexsort((boxes[by_y, 0, 0], line))]
+
+
+def _round32(value: float) -> int:
+    return max(MIN_SIDE, round(int(value) / 32) * 32)
