@@ -1,0 +1,19 @@
+"""`python -m gateway`: serve the gateway with uvicorn on PORT."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from aio_common.logs import configure_logging
+from gateway.app import create_app
+from gateway.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

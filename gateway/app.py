@@ -1,0 +1,102 @@
+"""The gateway application: Immich's ML endpoint (/ping, /predict, /health) and its wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+
+from aio_common import protocol as p
+from aio_common.http import ApiError, BodyLimitMiddleware, install_error_handler
+from gateway.backends import Backend
+from gateway.clip_models import SUGGESTED_NAME
+from gateway.routing import Router
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeouts = {"connect_timeout": settings.connect_timeout, "read_timeout": settings.read_timeout}
+        ai = Backend.create(
+            "mt-photos-ai", settings.ai_urls, headers={"api-key": settings.mt_photos_api_key}, **timeouts
+        )
+        immich = Backend.create("immich-ml", settings.immich_urls, headers={}, **timeouts)
+        router = Router(settings, ai, immich)
+        app.state.router = router
+        watcher = asyncio.create_task(_watch_health(router, settings.health_interval))
+        yield
+        watcher.cancel()
+        await asyncio.gather(ai.close(), immich.close())
+
+    app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    install_error_handler(app)
+
+    @app.get("/")
+    async def root() -> dict[str, str]:
+        return {"message": "Immich ML gateway: OCR and CLIP to mt-photos-ai, faces to the stock Immich ML server"}
+
+    @app.get("/ping", response_class=PlainTextResponse)
+    async def ping() -> str:
+        return "pong"
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        router: Router = request.app.state.router
+        clip: dict[str, Any] = {
+            "model": router.clip.model,
+            "dimension": router.clip.dimension,
+            "immichModelName": SUGGESTED_NAME.get(router.clip.model or ""),
+            "fittingImmichModelNames": router.clip.fitting_names(),
+        }
+        if router.refused_clip_name:
+            clip["warning"] = f"Immich asked for {router.refused_clip_name}, whose dimension does not fit"
+        return {"backends": {b.name: b.state() for b in (router.ai, router.immich)}, "clip": clip}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        router: Router = request.app.state.router
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        form = await request.form(max_part_size=settings.max_request_bytes)
+        entries = p.parse_entries(form.get("entries"))
+        payload: dict[str, Any] = {}
+        image = form.get("image")
+        if isinstance(image, UploadFile):
+            payload["image"] = await image.read()
+        elif image is not None:
+            raise ApiError(422, "'image' must be sent as a file part (with a filename), not as a text field.")
+        elif form.get("text") is not None:
+            payload["text"] = form.get("text")
+        elif form.get("assetId") is None:
+            raise ApiError(400, "Either image or text must be provided.")
+        if not payload:
+            # A newer Immich sends only an assetId for models that fetch the asset themselves.
+            reply = await router.immich.post("/predict", content=body, content_type=content_type)
+        else:
+            reply = await router.predict(entries, body, content_type, payload)
+        return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
+
+    return app
+
+
+async def _watch_health(router: Router, interval: float) -> None:
+    while True:
+        try:
+            await asyncio.gather(router.ai.check_all(), router.immich.check_all())
+            if router.ai.state()["healthy"]:
+                await router.refresh_clip_info()
+        except Exception:  # the loop must outlive any single failure
+            log.exception("health check failed")
+        await asyncio.sleep(interval)

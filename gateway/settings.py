@@ -1,0 +1,56 @@
+"""Every setting of the gateway, from the environment and `.env` (Immich's DB_* names reused)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["ai", "immich"]
+
+
+def split_urls(value: str) -> list[str]:
+    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    log_level: str = "INFO"
+
+    # The AI service (comma-separated URLs = replicas) and its key.
+    mt_photos_api: str = "http://localhost:8060"
+    mt_photos_api_key: str = "mt_photos_ai_extra"
+    # The stock Immich ML server(s), for faces and any other task.
+    immich_api: str = "http://localhost:3003"
+    # Where each task goes; clip never falls back to another backend.
+    ocr_backend: BackendName = "ai"
+    clip_backend: BackendName = "ai"
+    # Send OCR to the stock server when the AI service cannot answer.
+    ocr_fallback: bool = False
+
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=300.0, gt=0)
+    health_interval: float = Field(default=10.0, gt=0)
+    max_request_bytes: int = 64 * 1024 * 1024
+
+    # Immich's API, for search (identity, assets, jobs).
+    immich_server_url: str = "http://localhost:2283"
+
+    # Immich's database (same names as Immich's .env).
+    db_hostname: str = "localhost"
+    db_port: int = 5432
+    db_username: str = "postgres"
+    db_password: str = "postgres"
+    db_database_name: str = "immich"
+
+    @property
+    def ai_urls(self) -> list[str]:
+        return split_urls(self.mt_photos_api)
+
+    @property
+    def immich_urls(self) -> list[str]:
+        return split_urls(self.immich_api)
