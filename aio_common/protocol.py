@@ -6,6 +6,7 @@ AI service and the gateway parse requests here, so they agree on what is a clien
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, TypeVar
 
 import orjson
@@ -61,10 +62,6 @@ def parse_entries(raw: str | bytes | None) -> Entries:
     return entries
 
 
-def dump_entries(entries: Entries) -> bytes:
-    return orjson.dumps({task: {t: c.model_dump() for t, c in types.items()} for task, types in entries.items()})
-
-
 def embedding_literal(values: list[float]) -> str:
     """An embedding the way Immich stores it: a JSON array in a string (a pgvector literal)."""
     return orjson.dumps(values).decode()
@@ -99,3 +96,30 @@ def parse_options(model: type[OptionsT], options: dict[str, Any], where: str) ->
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ApiError(422, f"Invalid request format: {where}.options.{field}: {first['msg']}.") from None
+
+
+def predict_body(
+    entries: Entries | dict[str, Any] | str, *, image: bytes | None = None, text: str | None = None
+) -> tuple[bytes, str]:
+    """A /predict body as Immich's server sends it (Node FormData, always multipart): `entries`
+    as a JSON string, then `image` as a Blob named `blob` (octet-stream) or `text`.
+    Returns (body, content type)."""
+    if isinstance(entries, str):
+        entries_json = entries.encode()
+    else:
+        entries_json = orjson.dumps(entries, default=lambda config: config.model_dump())
+    boundary = f"----formdata-aio-{secrets.token_hex(12)}"
+    parts = [_part(boundary, 'name="entries"', entries_json)]
+    if image is not None:
+        parts.append(_part(boundary, 'name="image"; filename="blob"', image, "application/octet-stream"))
+    if text is not None:
+        parts.append(_part(boundary, 'name="text"', text.encode()))
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _part(boundary: str, disposition: str, value: bytes, content_type: str | None = None) -> bytes:
+    head = f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + value + b"\r\n"

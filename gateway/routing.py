@@ -93,7 +93,7 @@ class Router:
         parts = self.plan(entries)
         if len(parts) == 1:
             return await self.send(parts[0], body, content_type)
-        replies = await asyncio.gather(*(self.send(part, *_multipart(part.entries, payload)) for part in parts))
+        replies = await asyncio.gather(*(self.send(part, *p.predict_body(part.entries, **payload)) for part in parts))
         for reply in replies:
             if reply.status >= 400:
                 return reply
@@ -122,15 +122,3 @@ class Router:
                     ", ".join(self.clip.fitting_names()),
                 )
             return
-
-
-def _multipart(entries: p.Entries, payload: dict[str, Any]) -> tuple[bytes, str]:
-    """A multipart body shaped like the one Immich's server sends, for a subset of the entries."""
-    data = {"entries": p.dump_entries(entries).decode()}
-    files = None
-    if "image" in payload:
-        files = {"image": ("blob", payload["image"], "application/octet-stream")}
-    else:
-        data["text"] = payload["text"]
-    request = httpx.Request("POST", "http://backend/predict", data=data, files=files)
-    return request.read(), request.headers["content-type"]

@@ -1,0 +1,86 @@
+"""The OCR engine on real RapidOCR models, with Immich's semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from mt_photos_ai.engines.ocr import OcrOptions, reading_order
+from tests.helpers import text_image
+
+LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区咖啡店"]
+
+
+def read(engine, data: bytes, **options):
+    import io
+
+    return engine.read(Image.open(io.BytesIO(data)).convert("RGB"), OcrOptions(**options))
+
+
+def test_reads_chinese_and_english_lines_in_reading_order(ocr_engine):
+    image = text_image(LINES)
+    result = read(ocr_engine, image.data)
+    assert result.texts == LINES
+    assert len(result.box_scores) == len(result.text_scores) == len(result.boxes) == 3
+    assert all(score > 0.8 for score in result.text_scores)
+
+
+def test_boxes_enclose_the_drawn_text(ocr_engine):
+    image = text_image(LINES)
+    result = read(ocr_engine, image.data)
+    for corners, (left, top, right, bottom) in zip(result.boxes, image.boxes, strict=True):
+        xs, ys = corners[:, 0], corners[:, 1]
+        slack = 6
+        assert xs.min() <= left + slack and xs.max() >= right - slack
+        assert ys.min() <= top + slack and ys.max() >= bottom - slack
+        # Corners come top-left, top-right, bottom-right, bottom-left.
+        assert corners[0, 0] < corners[1, 0] and corners[3, 1] > corners[0, 1]
+
+
+def test_lines_side_by_side_are_read_left_to_right():
+    # Two boxes on one line (y within 10 px), the right one slightly higher, then one below.
+    boxes = np.array(
+        [
+            [[500, 100], [600, 100], [600, 130], [500, 130]],
+            [[10, 95], [100, 95], [100, 125], [10, 125]],
+            [[10, 200], [100, 200], [100, 230], [10, 230]],
+        ],
+        np.float32,
+    )
+    boxes[0, :, 1] -= 8  # right box 3 px higher than the left one
+    assert reading_order(boxes).tolist() == [1, 0, 2]
+
+
+def test_recognition_min_score_filters_lines(ocr_engine):
+    image = text_image(LINES)
+    assert read(ocr_engine, image.data, text_min_score=0.0).texts == LINES
+    # A line is kept only when its score is strictly above minScore.
+    assert read(ocr_engine, image.data, text_min_score=1.0).texts == []
+
+
+def test_detection_min_score_filters_boxes(ocr_engine):
+    image = text_image(LINES)
+    assert read(ocr_engine, image.data, box_min_score=0.99).texts == []
+
+
+def test_max_resolution_sets_the_detection_size(ocr_engine, monkeypatch):
+    seen = []
+    session = ocr_engine.detector.session
+
+    def spy(tensor):
+        seen.append(tensor.shape)
+        return session(tensor)
+
+    monkeypatch.setattr(ocr_engine.detector, "session", spy)
+    image = text_image(LINES, size=(1440, 960))
+    read(ocr_engine, image.data, max_resolution=736)
+    read(ocr_engine, image.data, max_resolution=320)
+    # Short side = maxResolution, long side scaled alike and rounded to a multiple of 32.
+    assert seen == [(1, 3, 736, 1088), (1, 3, 320, 480)]  # 1104 -> 1088: round() as Immich
+
+
+def test_tiny_and_blank_images_give_nothing(ocr_engine):
+    from tests.helpers import encode
+
+    assert read(ocr_engine, encode(Image.new("RGB", (31, 400), "white"))).texts == []
+    assert read(ocr_engine, encode(Image.new("RGB", (800, 600), "white"))).texts == []
