@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import UploadFile
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         form = await request.form(max_part_size=settings.max_request_bytes)
-        entries = p.parse_entries(form.get("entries"))
+        raw_entries = form.get("entries")
+        entries = p.parse_entries(raw_entries)
         payload: dict[str, Any] = {}
         image = form.get("image")
         if isinstance(image, UploadFile):
@@ -85,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # A newer Immich sends only an assetId for models that fetch the asset themselves.
             reply = await router.immich.post("/predict", content=body, content_type=content_type)
         else:
-            reply = await router.predict(entries, body, content_type, payload)
+            # parse_entries has validated it: a JSON object of tasks.
+            reply = await router.predict(entries, orjson.loads(raw_entries), body, content_type, payload)  # type: ignore[arg-type]
         return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
 
     return app

@@ -42,7 +42,7 @@ def test_ocr_answer_in_immich_format(client):
     assert len(ocr["box"]) == 8 * len(LINES) == 8 * len(ocr["boxScore"]) == 8 * len(ocr["textScore"])
     assert all(0 <= v <= 1 for v in ocr["box"])
     left, top, right, bottom = image.boxes[0]
-    x1, y1, x2, y2, x3, y3, x4, y4 = ocr["box"][:8]
+    x1, y1, _, _, x3, y3, _, _ = ocr["box"][:8]
     assert x1 * 1440 <= left + 6 and x3 * 1440 >= right - 6 and y1 * 960 <= top + 6 and y3 * 960 >= bottom - 6
 
 

@@ -1,0 +1,116 @@
+"""Stand-ins for backends that cannot run here, faithful to Immich's ML protocol.
+
+`stock_immich_ml`: the stock Immich ML server (/ping, /predict answering faces as it does).
+`fake_ai`: a fast AI service replica whose behaviour a test sets (status, delay, health).
+Both record what they receive, so tests can check what the gateway forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from PIL import Image
+
+from aio_common import protocol as p
+
+
+@dataclass
+class Received:
+    entries: dict[str, Any]
+    image_sha256: str | None
+    image_filename: str | None
+    image_type: str | None
+    text: str | None
+    headers: dict[str, str]
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    delay: float = 0.0
+    ping_status: int = 200
+    dimension: int = 512
+    model: str = "ViT-B-16"
+    received: list[Received] = field(default_factory=list)
+
+
+async def _receive(request: Request, behaviour: Behaviour) -> tuple[Received, bytes | None]:
+    form = await request.form()
+    image = form.get("image")
+    data = await image.read() if image is not None and not isinstance(image, str) else None
+    received = Received(
+        entries=orjson.loads(form["entries"]),
+        image_sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+        image_filename=getattr(image, "filename", None),
+        image_type=getattr(image, "content_type", None),
+        text=form.get("text") if isinstance(form.get("text"), str) else None,
+        headers=dict(request.headers),
+    )
+    behaviour.received.append(received)
+    return received, data
+
+
+def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ping", response_class=PlainTextResponse)
+    async def ping():
+        return PlainTextResponse("pong", status_code=behaviour.ping_status)
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        received, data = await _receive(request, behaviour)
+        await asyncio.sleep(behaviour.delay)
+        if behaviour.status != 200:
+            return JSONResponse({"detail": f"stock server failed ({behaviour.status})"}, behaviour.status)
+        width, height = Image.open(io.BytesIO(data)).size if data else (0, 0)
+        answer: dict[str, Any] = {}
+        if p.FACES in received.entries:
+            answer[p.FACES] = [
+                {
+                    "boundingBox": {"x1": 10.0, "y1": -5.0, "x2": 90.0, "y2": 100.0},
+                    "embedding": p.embedding_literal([0.01] * 512),
+                    "score": 0.81,
+                }
+            ]
+        if p.OCR in received.entries:
+            answer[p.OCR] = {"text": ["stock"], "box": [0, 0, 1, 0, 1, 1, 0, 1], "boxScore": [0.9], "textScore": [0.9]}
+        if data is not None:
+            answer.update(imageHeight=height, imageWidth=width)
+        return answer
+
+    return app
+
+
+def fake_ai(behaviour: Behaviour) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ping", response_class=PlainTextResponse)
+    async def ping():
+        return PlainTextResponse("pong", status_code=behaviour.ping_status)
+
+    @app.get("/info")
+    async def info():
+        return {"clip": {"model": behaviour.model, "dimension": behaviour.dimension}}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        received, _ = await _receive(request, behaviour)
+        await asyncio.sleep(behaviour.delay)
+        if behaviour.status != 200:
+            return JSONResponse({"detail": f"replica failed ({behaviour.status})"}, behaviour.status)
+        answer: dict[str, Any] = {"imageHeight": 10, "imageWidth": 20} if received.image_sha256 else {}
+        if p.CLIP in received.entries:
+            answer[p.CLIP] = p.embedding_literal([0.5] * behaviour.dimension)
+        if p.OCR in received.entries:
+            answer[p.OCR] = {"text": ["fake"], "box": [0, 0, 1, 0, 1, 1, 0, 1], "boxScore": [0.9], "textScore": [0.9]}
+        return answer
+
+    return app

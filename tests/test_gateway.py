@@ -1,0 +1,226 @@
+"""The gateway over real HTTP: routing, merging, replicas, the dimension guard and every failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+
+import httpx
+import orjson
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.helpers import FACE_ENTRIES, OCR_ENTRIES, clip_entries, free_port, immich_request, serve, text_image
+from tests.standins import Behaviour, fake_ai, stock_immich_ml
+
+LINES = ["增值税电子普通发票", "Hello World 2024"]
+
+
+@contextlib.contextmanager
+def gateway(**settings):
+    values = {"health_interval": 0.2, "read_timeout": 5.0, "connect_timeout": 1.0, **settings}
+    with serve(create_app(Settings(**values))) as url, httpx.Client(base_url=url, timeout=30) as client:
+        deadline = time.monotonic() + 5
+        # Wait for the first health round (and the AI service's /info) to finish.
+        while time.monotonic() < deadline and client.get("/health").json()["clip"]["dimension"] is None:
+            time.sleep(0.05)
+        yield client
+
+
+@contextlib.contextmanager
+def standin(factory, behaviour=None):
+    behaviour = behaviour or Behaviour()
+    with serve(factory(behaviour)) as url:
+        yield url, behaviour
+
+
+def predict(client, entries, **payload):
+    return client.post("/predict", **immich_request(entries, **payload))
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_ping_root_and_health_need_no_backend():
+    with gateway(mt_photos_api=dead_url(), immich_api=dead_url()) as client:
+        ping = client.get("/ping")
+        assert ping.text == "pong" and ping.headers["content-type"].startswith("text/plain")
+        assert "message" in client.get("/").json()
+        health = client.get("/health").json()
+        assert health["backends"]["mt-photos-ai"]["healthy"] is False
+        assert "ping failed" in health["backends"]["mt-photos-ai"]["replicas"][0]["lastError"]
+
+
+def test_ocr_and_clip_end_to_end_through_the_real_ai_service(ai_url):
+    with standin(stock_immich_ml) as (immich_url, _), gateway(mt_photos_api=ai_url, immich_api=immich_url) as client:
+        image = text_image(LINES)
+        ocr = predict(client, OCR_ENTRIES, image=image.data)
+        assert ocr.status_code == 200 and ocr.json()["ocr"]["text"] == LINES
+        textual = predict(client, clip_entries("textual", "RN50__openai"), text="猫在沙发上").json()
+        assert len(orjson.loads(textual["clip"])) == 1024
+        health = client.get("/health").json()["clip"]
+        assert health["dimension"] == 1024 and health["immichModelName"] == "RN50__openai"
+
+
+def test_faces_go_to_the_stock_server_with_the_same_bytes():
+    image = text_image(LINES)
+    with standin(stock_immich_ml) as (immich_url, stock), standin(fake_ai) as (ai_url, ai):
+        with gateway(mt_photos_api=ai_url, immich_api=immich_url) as client:
+            body = predict(client, FACE_ENTRIES, image=image.data).json()
+    assert body["facial-recognition"][0]["score"] == 0.81 and body["imageWidth"] == 1440
+    assert ai.received == []
+    sent = stock.received[0]
+    assert sent.entries == FACE_ENTRIES and sent.image_sha256 == hashlib.sha256(image.data).hexdigest()
+    assert (sent.image_filename, sent.image_type) == ("blob", "application/octet-stream")
+
+
+def test_a_multi_task_request_is_split_and_merged():
+    image = text_image(LINES)
+    entries = {**clip_entries("visual", "ViT-B-16__openai"), **FACE_ENTRIES}
+    with standin(stock_immich_ml) as (immich_url, stock), standin(fake_ai) as (ai_url, ai):
+        with gateway(mt_photos_api=ai_url, immich_api=immich_url, mt_photos_api_key="k1") as client:
+            response = predict(client, entries, image=image.data)
+    body = response.json()
+    assert response.status_code == 200
+    assert set(body) == {"clip", "facial-recognition", "imageHeight", "imageWidth"}
+    assert ai.received[0].entries == clip_entries("visual", "ViT-B-16__openai")
+    assert ai.received[0].headers["api-key"] == "k1"
+    assert stock.received[0].entries == FACE_ENTRIES
+    digest = hashlib.sha256(image.data).hexdigest()
+    assert ai.received[0].image_sha256 == stock.received[0].image_sha256 == digest
+
+
+def test_a_part_that_fails_fails_the_whole_request():
+    entries = {**clip_entries("visual", "ViT-B-16__openai"), **FACE_ENTRIES}
+    with standin(stock_immich_ml, Behaviour(status=500)) as (immich_url, _), standin(fake_ai) as (ai_url, _):
+        with gateway(mt_photos_api=ai_url, immich_api=immich_url) as client:
+            response = predict(client, entries, image=text_image(LINES).data)
+    assert response.status_code == 502 and "immich-ml" in response.json()["detail"]
+
+
+def test_dimension_guard_names_the_names_that_fit():
+    with standin(fake_ai) as (ai_url, ai), gateway(mt_photos_api=ai_url, immich_api=dead_url()) as client:
+        refused = predict(client, clip_entries("textual", "ViT-L-14__openai"), text="猫")
+        accepted = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+        health = client.get("/health").json()["clip"]
+    assert refused.status_code == 422
+    assert "ViT-B-16__openai" in refused.json()["detail"] and "768" in refused.json()["detail"]
+    assert accepted.status_code == 200 and len(ai.received) == 1
+    assert "ViT-L-14__openai" in health["warning"]
+
+
+def test_clip_never_falls_back_but_ocr_may():
+    with standin(stock_immich_ml) as (immich_url, stock):
+        with gateway(mt_photos_api=dead_url(), immich_api=immich_url, ocr_fallback=True) as client:
+            ocr = predict(client, OCR_ENTRIES, image=text_image(LINES).data)
+            clip = predict(client, clip_entries("textual"), text="猫")
+        assert ocr.status_code == 200 and ocr.json()["ocr"]["text"] == ["stock"]
+        assert clip.status_code == 503 and "mt-photos-ai" in clip.json()["detail"]
+        assert [r.entries for r in stock.received] == [OCR_ENTRIES]
+        with gateway(mt_photos_api=dead_url(), immich_api=immich_url) as client:
+            assert predict(client, OCR_ENTRIES, image=text_image(LINES).data).status_code == 503
+
+
+def test_ocr_can_be_routed_to_the_stock_server():
+    with standin(stock_immich_ml) as (immich_url, stock), standin(fake_ai) as (ai_url, ai):
+        with gateway(mt_photos_api=ai_url, immich_api=immich_url, ocr_backend="immich") as client:
+            assert predict(client, OCR_ENTRIES, image=text_image(LINES).data).json()["ocr"]["text"] == ["stock"]
+    assert ai.received == [] and len(stock.received) == 1
+
+
+def test_a_failed_replica_is_retried_once_on_another():
+    with standin(fake_ai, Behaviour(status=500)) as (bad_url, bad), standin(fake_ai) as (good_url, good):
+        with gateway(mt_photos_api=f"{bad_url},{good_url}", immich_api=dead_url()) as client:
+            answers = [predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫") for _ in range(4)]
+    assert all(a.status_code == 200 for a in answers)
+    assert len(good.received) == 4 and 1 <= len(bad.received) <= 4
+
+
+def test_unhealthy_replicas_get_no_requests():
+    with standin(fake_ai, Behaviour(ping_status=503)) as (sick_url, sick), standin(fake_ai) as (well_url, well):
+        with gateway(mt_photos_api=f"{sick_url},{well_url}", immich_api=dead_url()) as client:
+            time.sleep(0.5)
+            for _ in range(5):
+                predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+            health = client.get("/health").json()["backends"]["mt-photos-ai"]["replicas"]
+    assert sick.received == [] and len(well.received) == 5
+    assert [r["healthy"] for r in health] == [False, True]
+
+
+def test_a_flapping_replica_comes_back():
+    behaviour = Behaviour(ping_status=503)
+    with standin(fake_ai, behaviour) as (url, _), gateway(mt_photos_api=url, immich_api=dead_url()) as client:
+        time.sleep(0.5)
+        assert client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"] is False
+        behaviour.ping_status = 200
+        time.sleep(0.6)
+        assert client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"] is True
+
+
+async def test_requests_go_to_the_least_busy_replica():
+    slow, fast = Behaviour(delay=1.0), Behaviour()
+    with standin(fake_ai, slow) as (slow_url, _), standin(fake_ai, fast) as (fast_url, _):
+        with gateway(mt_photos_api=f"{slow_url},{fast_url}", immich_api=dead_url()) as client:
+            async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as http:
+                request = immich_request(clip_entries("textual", "ViT-B-16__openai"), text="猫")
+                first = asyncio.create_task(http.post("/predict", **request))
+                await asyncio.sleep(0.3)  # the first request is now in flight on one replica
+                others = [await http.post("/predict", **request) for _ in range(3)]
+                await first
+    assert all(r.status_code == 200 for r in others)
+    # Whichever replica took the slow first request, the next three avoided it while busy
+    # or took the fast one: the slow replica never got more than the first plus one.
+    assert len(slow.received) <= 2 and len(fast.received) >= 2
+
+
+def test_failure_statuses():
+    text = {"text": "猫"}
+    entries = clip_entries("textual", "ViT-B-16__openai")
+    with gateway(mt_photos_api=dead_url(), immich_api=dead_url()) as client:
+        refused = predict(client, entries, **text)
+        assert refused.status_code == 503 and "cannot be reached" in refused.json()["detail"]
+    with standin(fake_ai, Behaviour(delay=3)) as (url, _), gateway(mt_photos_api=url, read_timeout=0.5) as client:
+        started = time.monotonic()
+        slow = predict(client, entries, **text)
+        assert slow.status_code == 504 and "timed out" in slow.json()["detail"]
+        assert time.monotonic() - started < 2.5
+    with standin(fake_ai, Behaviour(status=500)) as (url, _), gateway(mt_photos_api=url) as client:
+        failed = predict(client, entries, **text)
+        assert failed.status_code == 502 and "replica failed (500)" in failed.json()["detail"]
+    with standin(fake_ai, Behaviour(status=422)) as (url, _), gateway(mt_photos_api=url) as client:
+        passed = predict(client, entries, **text)
+        assert passed.status_code == 422 and passed.json() == {"detail": "replica failed (422)"}
+
+
+def test_client_faults():
+    with standin(fake_ai) as (url, ai), gateway(mt_photos_api=url, max_request_bytes=1_000_000) as client:
+        assert predict(client, "nope", text="x").status_code == 422
+        assert predict(client, {"clip": {"textual": {}}}, text="x").status_code == 422
+        neither = predict(client, OCR_ENTRIES)
+        assert neither.status_code == 400 and "image or text" in neither.json()["detail"]
+        big = predict(client, OCR_ENTRIES, image=b"\0" * 1_100_000)
+        assert big.status_code == 413 and "MAX_REQUEST_BYTES" in big.json()["detail"]
+    assert ai.received == []
+
+
+def test_asset_id_requests_pass_to_the_stock_server():
+    with standin(stock_immich_ml) as (immich_url, stock), gateway(immich_api=immich_url) as client:
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="entries"\r\n\r\n'
+            + orjson.dumps(FACE_ENTRIES)
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="assetId"\r\n\r\nabc\r\n--b--\r\n'
+        )
+        response = client.post("/predict", content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 200 and stock.received[0].entries == FACE_ENTRIES
+
+
+@pytest.mark.parametrize("path", ["/ping", "/health"])
+def test_fast_routes_do_not_wait_on_a_slow_backend(path):
+    with standin(fake_ai, Behaviour(delay=2)) as (url, _), gateway(mt_photos_api=url) as client:
+        started = time.monotonic()
+        assert client.get(path).status_code == 200
+        assert time.monotonic() - started < 1.0
