@@ -18,6 +18,8 @@ from aio_common.http import ApiError, BodyLimitMiddleware, install_error_handler
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME
 from gateway.routing import Router
+from gateway.search import routes as search_routes
+from gateway.search.service import SearchService
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         immich = Backend.create("immich-ml", settings.immich_urls, headers={}, **timeouts)
         router = Router(settings, ai, immich)
         app.state.router = router
-        watcher = asyncio.create_task(_watch_health(router, settings.health_interval))
+        app.state.search = search = SearchService(settings)
+        tasks = [
+            asyncio.create_task(_watch_health(router, settings.health_interval)),
+            asyncio.create_task(search.sync_forever()),
+        ]
         yield
-        watcher.cancel()
-        await asyncio.gather(ai.close(), immich.close())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(ai.close(), immich.close(), search.close())
 
     app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             reply = await router.predict(entries, orjson.loads(raw_entries), body, content_type, payload)  # type: ignore[arg-type]
         return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
 
+    app.include_router(search_routes.router)
     return app
 
 

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
 
     # Immich's API, for search (identity, assets, jobs).
     immich_server_url: str = "http://localhost:2283"
+    # The OCR word index: seconds between syncs, rows per sync transaction, rows a search may
+    # index first (so a photo OCR'd a moment ago is found), parallel asset look-ups per search.
+    sync_interval: float = Field(default=10.0, gt=0)
+    sync_batch_size: int = Field(default=1000, ge=1)
+    search_catchup_limit: int = Field(default=1000, ge=0)
+    asset_fetch_concurrency: int = Field(default=16, ge=1)
 
     # Immich's database (same names as Immich's .env).
     db_hostname: str = "localhost"

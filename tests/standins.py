@@ -114,3 +114,69 @@ def fake_ai(behaviour: Behaviour) -> FastAPI:
         return answer
 
     return app
+
+
+@dataclass
+class ImmichServer:
+    """State of the stand-in Immich API: users by credential, assets' owners, partners."""
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # credential -> UserAdminResponseDto
+    owners: dict[str, str] = field(default_factory=dict)  # asset id -> owner id
+    partners: set[tuple[str, str]] = field(default_factory=set)  # (shared by, shared with)
+    forwarded: list[dict[str, Any]] = field(default_factory=list)
+    asset_calls: int = 0
+
+    def add_user(self, user_id: str, api_key: str, is_admin: bool = False) -> None:
+        self.users[api_key] = {"id": user_id, "email": f"{user_id[:8]}@example.com", "isAdmin": is_admin}
+
+
+UNAUTHORIZED = {"message": "Authentication required", "error": "Unauthorized", "statusCode": 401}
+
+
+def stock_immich_server(state: ImmichServer) -> FastAPI:
+    """Checks credentials the way Immich does: x-api-key, cookie immich_access_token, or bearer."""
+    app = FastAPI()
+
+    def caller(request: Request) -> dict[str, Any] | None:
+        bearer = request.headers.get("authorization", "")
+        for credential in (
+            request.headers.get("x-api-key"),
+            request.cookies.get("immich_access_token"),
+            bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None,
+        ):
+            if credential and credential in state.users:
+                return state.users[credential]
+        return None
+
+    @app.get("/api/users/me")
+    async def me(request: Request):
+        user = caller(request)
+        return user if user else JSONResponse(UNAUTHORIZED, 401)
+
+    @app.get("/api/assets/{asset_id}")
+    async def asset(asset_id: str, request: Request):
+        state.asset_calls += 1
+        user = caller(request)
+        if user is None:
+            return JSONResponse(UNAUTHORIZED, 401)
+        owner = state.owners.get(asset_id)
+        if owner is None or (owner != user["id"] and (owner, user["id"]) not in state.partners):
+            return JSONResponse({"message": "Not found or no asset.read access", "statusCode": 400}, 400)
+        return {"id": asset_id, "ownerId": owner, "type": "IMAGE", "originalFileName": f"{asset_id[:8]}.jpg"}
+
+    @app.post("/api/search/smart")
+    async def smart(request: Request):
+        state.forwarded.append(
+            {
+                "query": request.url.query,
+                "headers": dict(request.headers),
+                "body": await request.body(),
+            }
+        )
+        return JSONResponse(
+            {"albums": {"total": 0, "count": 0, "items": [], "facets": []}, "assets": {"items": ["from-immich"]}},
+            status_code=200,
+            headers={"x-immich-answer": "yes"},
+        )
+
+    return app

@@ -1,0 +1,103 @@
+"""Immich's HTTP API as the search needs it: who is calling, their assets, and forwarding.
+
+Every call carries the caller's own credentials, so Immich checks permissions itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from aio_common.http import ApiError
+
+# Headers that identify the caller to Immich (cookie immich_access_token, API key, bearer token).
+CREDENTIAL_HEADERS = ("cookie", "x-api-key", "authorization")
+# Hop-by-hop headers are about one connection, never forwarded (RFC 9110 section 7.6.1).
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+}
+
+
+class ImmichRefused(Exception):
+    """Immich answered the caller's credentials with 401/403: passed back as is."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = Response(
+            response.content, status_code=response.status_code, media_type=response.headers.get("content-type")
+        )
+
+
+class ImmichApi:
+    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, concurrency: int) -> None:
+        self.base_url = base_url
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
+        self.concurrency = concurrency
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def me(self, credentials: dict[str, str]) -> dict[str, Any]:
+        response = await self._get("/api/users/me", credentials)
+        if response.status_code in (401, 403):
+            raise ImmichRefused(response)
+        if response.status_code != 200:
+            raise ApiError(502, f"Immich server: /api/users/me answered {response.status_code}")
+        return response.json()
+
+    async def assets(self, ids: list[str], credentials: dict[str, str]) -> list[dict[str, Any]]:
+        """AssetResponseDto of each id, in the given order; ids Immich refuses are left out."""
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(asset_id: str) -> dict[str, Any] | None:
+            async with limit:
+                response = await self._get(f"/api/assets/{asset_id}", credentials)
+            return response.json() if response.status_code == 200 else None
+
+        found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
+        return [asset for asset in found if asset is not None]
+
+    async def forward(self, request: Request, body: bytes) -> StreamingResponse:
+        """Send the request to Immich unchanged and stream its answer back unchanged."""
+        outgoing = self.client.build_request(
+            request.method,
+            request.url.path,
+            params=request.url.query,
+            headers=[(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP],
+            content=body,
+        )
+        try:
+            response = await self.client.send(outgoing, stream=True)
+        except httpx.TimeoutException:
+            raise ApiError(504, f"Immich server at {self.base_url} timed out") from None
+        except httpx.TransportError as exc:
+            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+        streamed = StreamingResponse(
+            response.aiter_raw(), status_code=response.status_code, background=BackgroundTask(response.aclose)
+        )
+        streamed.raw_headers = [(k.lower(), v) for k, v in response.headers.raw if k.decode().lower() not in HOP_BY_HOP]
+        return streamed
+
+    async def _get(self, path: str, credentials: dict[str, str]) -> httpx.Response:
+        try:
+            return await self.client.get(path, headers=credentials)
+        except httpx.TimeoutException:
+            raise ApiError(504, f"Immich server at {self.base_url} timed out ({path})") from None
+        except httpx.TransportError as exc:
+            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+
+
+def credentials_of(request: Request) -> dict[str, str]:
+    return {name: value for name in CREDENTIAL_HEADERS if (value := request.headers.get(name)) is not None}

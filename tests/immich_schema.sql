@@ -1,0 +1,39 @@
+-- The Immich 2.x tables the gateway reads, with Immich's names and types (no vector columns).
+CREATE TYPE asset_visibility_enum AS ENUM ('archive', 'timeline', 'hidden', 'locked');
+
+CREATE TABLE asset (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "ownerId" uuid NOT NULL,
+  type character varying NOT NULL DEFAULT 'IMAGE',
+  visibility asset_visibility_enum NOT NULL DEFAULT 'timeline',
+  "deletedAt" timestamp with time zone,
+  "fileCreatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "createdAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "isFavorite" boolean NOT NULL DEFAULT false,
+  "originalFileName" character varying NOT NULL DEFAULT 'IMG.jpg'
+);
+
+CREATE TABLE asset_ocr (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  x1 real NOT NULL, y1 real NOT NULL, x2 real NOT NULL, y2 real NOT NULL,
+  x3 real NOT NULL, y3 real NOT NULL, x4 real NOT NULL, y4 real NOT NULL,
+  "boxScore" real NOT NULL,
+  "textScore" real NOT NULL,
+  text text NOT NULL
+);
+
+CREATE TABLE asset_job_status (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  "facesRecognizedAt" timestamp with time zone,
+  "metadataExtractedAt" timestamp with time zone,
+  "duplicatesDetectedAt" timestamp with time zone,
+  "ocrAt" timestamp with time zone
+);
+
+CREATE TABLE partner (
+  "sharedById" uuid NOT NULL,
+  "sharedWithId" uuid NOT NULL,
+  "inTimeline" boolean NOT NULL DEFAULT false,
+  PRIMARY KEY ("sharedById", "sharedWithId")
+);

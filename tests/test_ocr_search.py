@@ -1,0 +1,159 @@
+"""`ocr:` search through the gateway over real HTTP, with a real PostgreSQL and a stand-in Immich."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.helpers import free_port, serve
+from tests.immich_db import ImmichRows, scratch_database
+from tests.standins import ImmichServer, stock_immich_server
+
+ALICE, BOB, EVE = (str(uuid.uuid4()) for _ in range(3))
+KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
+
+
+@pytest.fixture
+async def world():
+    async with scratch_database() as name:
+        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
+        immich = ImmichServer()
+        for user, key in KEYS.items():
+            immich.add_user(user, key)
+        with serve(stock_immich_server(immich)) as immich_url:
+            yield name, ImmichRows(pool), immich, immich_url
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def gateway(database: str | None, immich_url: str, **settings):
+    values = {
+        "db_hostname": "127.0.0.1",
+        "db_database_name": database or "none",
+        "db_port": 5432 if database else free_port(),
+        "db_password": "",
+        "immich_server_url": immich_url,
+        "mt_photos_api": "http://127.0.0.1:9",
+        "immich_api": "http://127.0.0.1:9",
+        "connect_timeout": 1.0,
+        "sync_interval": 0.2,
+        **settings,
+    }
+    with serve(create_app(Settings(**values))) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield client
+
+
+async def add(rows: ImmichRows, immich: ImmichServer, owner: str, lines: list[str], **kwargs) -> str:
+    asset_id = await rows.asset(owner, lines, **kwargs)
+    immich.owners[asset_id] = owner
+    return asset_id
+
+
+def search(client, query, key=KEYS[ALICE], **dto):
+    return client.post("/api/search/smart", json={"query": query, **dto}, headers={"x-api-key": key})
+
+
+def ids(response) -> list[str]:
+    return [item["id"] for item in response.json()["assets"]["items"]]
+
+
+async def test_ocr_search_answers_immichs_search_response(world):
+    name, rows, immich, immich_url = world
+    invoice = await add(rows, immich, ALICE, ["增值税电子普通发票", "发票代码 011002"])
+    await add(rows, immich, ALICE, ["咖啡"])
+    async with gateway(name, immich_url) as client:
+        response = await search(client, "ocr:发票")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["albums"] == {"total": 0, "count": 0, "items": [], "facets": []}
+        assert body["assets"]["count"] == body["assets"]["total"] == 1 and body["assets"]["nextPage"] is None
+        assert ids(response) == [invoice] and body["assets"]["items"][0]["originalFileName"]
+        for spelled in ("OCR:发票", "  ocr : 发票 ", "Ocr:发票"):
+            assert ids(await search(client, spelled)) == [invoice]
+        # A photo Immich OCRs now is found by the very next search (catch-up before searching).
+        fresh = await add(rows, immich, ALICE, ["新发票"])
+        assert set(ids(await search(client, "ocr:发票"))) == {invoice, fresh}
+
+
+async def test_permissions_come_from_immich(world):
+    name, rows, immich, immich_url = world
+    mine = await add(rows, immich, ALICE, ["发票 alice"])
+    shared = await add(rows, immich, BOB, ["发票 bob"])
+    eves = await add(rows, immich, EVE, ["发票 eve"])
+    await rows.partner(BOB, ALICE, in_timeline=True)
+    immich.partners.add((BOB, ALICE))
+    async with gateway(name, immich_url) as client:
+        assert set(ids(await search(client, "ocr:发票"))) == {mine, shared}
+        assert ids(await search(client, "ocr:发票", key=KEYS[EVE])) == [eves]
+        cookie = await client.post(
+            "/api/search/smart", json={"query": "ocr:发票"}, headers={"cookie": f"immich_access_token={KEYS[BOB]}"}
+        )
+        bearer = await client.post(
+            "/api/search/smart", json={"query": "ocr:发票"}, headers={"authorization": f"Bearer {KEYS[BOB]}"}
+        )
+        assert ids(cookie) == ids(bearer) == [shared]
+        # An asset Immich refuses for the caller is left out even if the index had it.
+        immich.owners[mine] = EVE
+        assert ids(await search(client, "ocr:发票")) == [shared]
+
+
+async def test_auth_failures_are_passed_through(world):
+    name, _, _, immich_url = world
+    async with gateway(name, immich_url) as client:
+        response = await search(client, "ocr:发票", key="wrong")
+        assert response.status_code == 401 and response.json()["message"] == "Authentication required"
+        anonymous = await client.post("/api/search/smart", json={"query": "ocr:发票"})
+        assert anonymous.status_code == 401
+
+
+async def test_paging_filters_and_bad_requests(world):
+    name, rows, immich, immich_url = world
+    assets = {await add(rows, immich, ALICE, [f"发票 {i}"]) for i in range(5)}
+    async with gateway(name, immich_url) as client:
+        pages = [await search(client, "ocr:发票", size=2, page=page) for page in (1, 2, 3)]
+        assert [p.json()["assets"]["nextPage"] for p in pages] == ["2", "3", None]
+        seen = [asset for page in pages for asset in ids(page)]
+        assert len(seen) == 5 and set(seen) == assets
+        assert ids(await search(client, "ocr:发票", type="VIDEO")) == []
+        empty = await search(client, "ocr:   ")
+        assert empty.status_code == 400 and "ocr:" in empty.json()["detail"]
+        assert (await search(client, "ocr:发票", size=0)).status_code == 400
+        assert (await search(client, "ocr:发票", size=1001)).status_code == 400
+        punctuation = await search(client, "ocr:！？。")
+        assert punctuation.status_code == 200 and ids(punctuation) == []
+        hostile = await search(client, "ocr:发票'); DROP TABLE asset; -- & | !")
+        assert hostile.status_code == 200
+
+
+async def test_other_searches_are_forwarded_unchanged(world):
+    name, _, immich, immich_url = world
+    body = orjson.dumps({"query": "猫在沙发上", "page": 1, "withExif": True})
+    async with gateway(name, immich_url) as client:
+        response = await client.post(
+            "/api/search/smart?lang=zh",
+            content=body,
+            headers={"content-type": "application/json", "x-api-key": "whatever", "cookie": "a=b"},
+        )
+    assert response.status_code == 200 and response.json()["assets"]["items"] == ["from-immich"]
+    assert response.headers["x-immich-answer"] == "yes"
+    forwarded = immich.forwarded[0]
+    assert forwarded["body"] == body and forwarded["query"] == "lang=zh"
+    assert forwarded["headers"]["x-api-key"] == "whatever" and forwarded["headers"]["cookie"] == "a=b"
+
+
+async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
+    _, _, _, immich_url = world
+    async with gateway(None, immich_url) as client:
+        response = await search(client, "ocr:发票")
+        assert response.status_code == 503 and "unreachable" in response.json()["detail"]
+        plain = await search(client, "猫")
+        assert plain.status_code == 200 and plain.json()["assets"]["items"] == ["from-immich"]
+        assert (await client.get("/ping")).text == "pong"
