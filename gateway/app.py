@@ -70,7 +70,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         if router.refused_clip_name:
             clip["warning"] = f"Immich asked for {router.refused_clip_name}, whose dimension does not fit"
-        return {"backends": {b.name: b.state() for b in (router.ai, router.immich)}, "clip": clip}
+        search: SearchService = request.app.state.search
+        index = search.index
+        return {
+            "backends": {b.name: b.state() for b in (router.ai, router.immich)},
+            "clip": clip,
+            "ocrSearch": {
+                "available": index is not None,
+                "tokenizer": index.tokenizer if index else None,
+                "error": None if index else search.error,
+            },
+        }
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:

@@ -164,6 +164,10 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
             return JSONResponse({"message": "Not found or no asset.read access", "statusCode": 400}, 400)
         return {"id": asset_id, "ownerId": owner, "type": "IMAGE", "originalFileName": f"{asset_id[:8]}.jpg"}
 
+    @app.get("/api/server/ping")
+    async def server_ping(request: Request):
+        return {"res": "pong", "host": request.headers.get("host")}
+
     @app.post("/api/search/smart")
     async def smart(request: Request):
         state.forwarded.append(

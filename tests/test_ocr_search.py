@@ -79,6 +79,11 @@ async def test_ocr_search_answers_immichs_search_response(world):
         for spelled in ("OCR:发票", "  ocr : 发票 ", "Ocr:发票"):
             assert ids(await search(client, spelled)) == [invoice]
         # A photo Immich OCRs now is found by the very next search (catch-up before searching).
+        assert (await client.get("/health")).json()["ocrSearch"] == {
+            "available": True,
+            "tokenizer": "jieba",
+            "error": None,
+        }
         fresh = await add(rows, immich, ALICE, ["新发票"])
         assert set(ids(await search(client, "ocr:发票"))) == {invoice, fresh}
 
@@ -157,3 +162,5 @@ async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
         plain = await search(client, "猫")
         assert plain.status_code == 200 and plain.json()["assets"]["items"] == ["from-immich"]
         assert (await client.get("/ping")).text == "pong"
+        health = (await client.get("/health")).json()["ocrSearch"]
+        assert health["available"] is False and "unreachable" in health["error"]
