@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from starlette.datastructures import UploadFile
 
 from aio_common import protocol as p
+from aio_common.forms import parse_form, text_field
 from aio_common.http import ApiError, BodyLimitMiddleware, install_error_handler
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME
@@ -87,18 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router: Router = request.app.state.router
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        form = await request.form(max_part_size=settings.max_request_bytes)
+        form = parse_form(body, content_type)
         raw_entries = form.get("entries")
         entries = p.parse_entries(raw_entries)
         payload: dict[str, Any] = {}
-        image = form.get("image")
-        if isinstance(image, UploadFile):
-            payload["image"] = await image.read()
-        elif image is not None:
-            raise ApiError(422, "'image' must be sent as a file part (with a filename), not as a text field.")
-        elif form.get("text") is not None:
-            payload["text"] = form.get("text")
-        elif form.get("assetId") is None:
+        if "image" in form:
+            payload["image"] = form["image"]
+        elif "text" in form:
+            payload["text"] = text_field(form, "text")
+        elif "assetId" not in form:
             raise ApiError(400, "Either image or text must be provided.")
         if not payload:
             # A newer Immich sends only an assetId for models that fetch the asset themselves.

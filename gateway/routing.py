@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from aio_common import protocol as p
@@ -104,10 +104,8 @@ class Router:
         """Read the served CLIP model and dimension from a healthy AI replica's /info."""
         for replica in sorted(self.ai.replicas, key=lambda r: not r.healthy):
             try:
-                response = await replica.client.get("/info", headers=dict(self.ai.headers), timeout=5.0)
-                response.raise_for_status()
-                clip = response.json()["clip"]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                clip = (await self.ai.get_json(replica, "/info"))["clip"]
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 replica.last_error = f"/info failed: {exc!r}"
                 continue
             changed = (clip["model"], clip["dimension"]) != (self.clip.model, self.clip.dimension)

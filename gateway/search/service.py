@@ -17,7 +17,7 @@ import asyncpg
 from aio_common.http import ApiError
 from gateway.search.immich_api import ImmichApi
 from gateway.search.index import OcrIndex
-from gateway.search.tokenize import warm_up_jieba
+from gateway.search.tokenize import JIEBA, warm_up_jieba
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class SearchService:
 
     async def sync_forever(self) -> None:
         await self.connect()
-        await asyncio.to_thread(warm_up_jieba)
+        if self.index is not None and self.index.tokenizer == JIEBA:
+            await asyncio.to_thread(warm_up_jieba)  # its dictionary loads in about a second
         while True:
             if self.index is None:
                 await self.connect()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import Request
-from starlette.datastructures import FormData, UploadFile
 
+from aio_common.forms import parse_form
 from aio_common.http import ApiError, keys_equal
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import Settings
@@ -24,18 +24,8 @@ def require_key(request: Request) -> None:
         raise ApiError(401, "Invalid API key")
 
 
-async def read_form(request: Request) -> FormData:
-    # Text parts are bounded by the body limit; MAX_TEXT_CHARS is checked per field after.
-    return await request.form(max_part_size=settings_of(request).max_request_bytes)
-
-
-async def file_bytes(form: FormData, field: str) -> bytes | None:
-    part = form.get(field)
-    if part is None:
-        return None
-    if not isinstance(part, UploadFile):
-        raise ApiError(422, f"'{field}' must be sent as a file part (with a filename), not as a text field.")
-    return await part.read()
+async def read_form(request: Request) -> dict[str, bytes]:
+    return parse_form(await request.body(), request.headers.get("content-type", ""))
 
 
 def checked_text(text: object, settings: Settings) -> str:

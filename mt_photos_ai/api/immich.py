@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from aio_common import protocol as p
+from aio_common.forms import text_field
 from aio_common.http import ApiError, JsonResponse
-from mt_photos_ai.api.deps import checked_text, file_bytes, read_form, require_key, runtime_of, settings_of
+from mt_photos_ai.api.deps import checked_text, read_form, require_key, runtime_of, settings_of
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
 from mt_photos_ai.images import decode_image
@@ -32,8 +33,8 @@ async def predict(request: Request) -> JsonResponse:
     form = await read_form(request)
     entries = p.parse_entries(form.get("entries"))
     _check_served(entries)
-    image = await file_bytes(form, "image")
-    text = form.get("text")
+    image = form.get("image")
+    text = text_field(form, "text")
     if image is None and text is None:
         raise ApiError(400, "Either image or text must be provided.")
     log.debug("predict", extra={"models": {t: {k: c.modelName for k, c in m.items()} for t, m in entries.items()}})

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from aio_common.http import ApiError
-from mt_photos_ai.api.deps import checked_text, file_bytes, read_form, require_key, runtime_of, settings_of
+from mt_photos_ai.api.deps import checked_text, read_form, require_key, runtime_of, settings_of
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
 from mt_photos_ai.images import decode_image
@@ -87,7 +87,7 @@ async def clip_text(request: Request) -> dict[str, list[str]]:
 
 
 async def _image(request: Request) -> bytes:
-    image = await file_bytes(await read_form(request), "file")
+    image = (await read_form(request)).get("file")
     if image is None:
         raise ApiError(400, "The image must be sent as the multipart file field 'file'.")
     return image
