@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import orjson
@@ -35,12 +36,18 @@ async def smart_search(request: Request) -> Response:
         first = exc.errors()[0]
         raise ApiError(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     credentials = credentials_of(request)
-    try:
-        user = await service.immich.me(credentials)
-    except ImmichRefused as refused:
-        return refused.response
     async with service.database() as index:
-        await index.catch_up(service.settings.search_catchup_limit)
+        # Who is asking (Immich) and indexing what Immich has just OCR'd (database), at once.
+        caught_up, user = await asyncio.gather(
+            index.catch_up(service.settings.search_catchup_limit),
+            service.immich.me(credentials),
+            return_exceptions=True,
+        )
+        if isinstance(user, ImmichRefused):
+            return user.response
+        for outcome in (caught_up, user):
+            if isinstance(outcome, BaseException):
+                raise outcome
         tsquery = await index.tsquery(words)
         ids = (
             await index.search(tsquery, user["id"], dto.filters(), dto.size + 1, (dto.page - 1) * dto.size)

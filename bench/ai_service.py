@@ -1,0 +1,110 @@
+"""AI service overhead and responsiveness.
+
+In one run, alternating: OCR of a 1440 px preview with Chinese and English text, CLIP visual of
+that preview and CLIP textual of a Chinese query, each through HTTP (/predict on a real uvicorn
+server in its own process) vs the same engine called directly in this process (decode included
+on both sides). Then /ping latency while OCR requests saturate both cores, and the service's
+resident memory with both models loaded. CLIP uses a randomly initialised ViT-B-16 (the default
+model; the same compute as the real weights). Run: `.venv/bin/python -m bench.ai_service`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from aio_common.protocol import predict_body
+from bench.common import percentile, server_process, summary
+from mt_photos_ai.engines.clip import ClipEngine, create_random_checkpoint
+from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions
+from mt_photos_ai.images import decode_image
+from tests.helpers import OCR_ENTRIES, clip_entries, text_image
+
+ROUNDS = {"ocr": 8, "clip visual": 15, "clip textual": 30}
+LIMITS = {"max_pixels": 100_000_000, "max_side": 10_000}
+LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]
+
+
+def main() -> None:
+    image = text_image(LINES, size=(1440, 1080), font_size=44).data
+    query = "一只猫在沙发上睡觉"
+    with tempfile.TemporaryDirectory() as root:
+        create_random_checkpoint("ViT-B-16", Path(root))
+        ocr = OcrEngine("cpu")
+        clip = ClipEngine("ViT-B-16", Path(root), "cpu", auto_download=False)
+        direct = {
+            "ocr": lambda: ocr.read(decode_image(image, **LIMITS).image, OcrOptions()),
+            "clip visual": lambda: clip.encode_images([decode_image(image, min_side=224, **LIMITS).image]),
+            "clip textual": lambda: clip.encode_texts([query]),
+        }
+        requests = {
+            "ocr": predict_body(OCR_ENTRIES, image=image),
+            "clip visual": predict_body(clip_entries("visual", "ViT-B-16__openai"), image=image),
+            "clip textual": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=query),
+        }
+        env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "PRELOAD": "clip,ocr"}
+        with server_process("mt_photos_ai", env, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
+            headers = {"api-key": "mt_photos_ai_extra"}
+
+            def over_http(task: str) -> None:
+                body, content_type = requests[task]
+                response = client.post(
+                    f"{url}/predict", content=body, headers={**headers, "content-type": content_type}
+                )
+                assert response.status_code == 200, response.text
+
+            for task, rounds in ROUNDS.items():
+                over_http(task)
+                direct[task]()  # warm-up both
+                http_times, direct_times = [], []
+                for _ in range(rounds):
+                    for call, sink in ((lambda t=task: over_http(t), http_times), (direct[task], direct_times)):
+                        # Both processes hold thread pools that spin a while after work: let
+                        # them settle so neither side runs against the other's spinning threads.
+                        time.sleep(0.3)
+                        started = time.perf_counter()
+                        call()
+                        sink.append((time.perf_counter() - started) * 1000)
+                ratio = statistics.median(http_times) / statistics.median(direct_times)
+                print(f"\n{task}")
+                print(f"  HTTP  : {summary(http_times)}")
+                print(f"  direct: {summary(direct_times)}")
+                print(f"  ratio HTTP / direct (medians): {ratio:.3f}")
+            rss = psutil.Process(pid).memory_info().rss / 2**20
+            print(f"\nservice resident memory with both models loaded: {rss:.0f} MiB")
+            asyncio.run(ping_under_load(url, headers, requests["ocr"]))
+
+
+async def ping_under_load(url: str, headers: dict[str, str], ocr_request: tuple[bytes, str]) -> None:
+    body, content_type = ocr_request
+    busy = True
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def saturate() -> None:
+            while busy:
+                await client.post(f"{url}/predict", content=body, headers={**headers, "content-type": content_type})
+
+        loaders = [asyncio.create_task(saturate()) for _ in range(4)]
+        await asyncio.sleep(2)  # let inference occupy both cores
+        pings = []
+        for _ in range(100):
+            started = time.perf_counter()
+            response = await client.get(f"{url}/ping")
+            pings.append((time.perf_counter() - started) * 1000)
+            assert response.text == "pong"
+            await asyncio.sleep(0.05)
+        busy = False
+        await asyncio.gather(*loaders)
+    print(f"\n/ping while 4 OCR requests run at once: {summary(pings)}  max {max(pings):.2f} ms")
+    under = sum(p < 50 for p in pings) / len(pings)
+    print(f"  share of pings under 50 ms: {under:.0%}; p95 {percentile(pings, 0.95):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
