@@ -54,8 +54,11 @@ def lines(rng: random.Random, words: list[str], cumulative: list[int]) -> list[s
     return result
 
 
-async def load(pool: asyncpg.Pool, owners: list[uuid.UUID], count: int, rng: random.Random, vocab) -> None:
-    """Write assets, their OCR lines and ocrAt the way Immich does, in bulk (COPY)."""
+async def load(
+    pool: asyncpg.Pool, owners: list[uuid.UUID], count: int, rng: random.Random, vocab, ocr_within: timedelta
+) -> None:
+    """Write assets, their OCR lines and ocrAt the way Immich does, in bulk (COPY); the OCR
+    results are spread over the `ocr_within` before now, as a job run leaves them."""
     now = datetime.now(timezone.utc)
     assets, ocr_rows, status = [], [], []
     for i in range(count):
@@ -65,7 +68,7 @@ async def load(pool: asyncpg.Pool, owners: list[uuid.UUID], count: int, rng: ran
         for n, text in enumerate(lines(rng, *vocab)):
             y = n / 10
             ocr_rows.append((asset_id, 0.1, y, 0.9, y, 0.9, y + 0.05, 0.1, y + 0.05, 0.9, 0.95, text))
-        status.append((asset_id, now))
+        status.append((asset_id, now - ocr_within * rng.random()))
     async with pool.acquire() as conn:
         await conn.copy_records_to_table(
             "asset",
@@ -88,7 +91,7 @@ async def run() -> None:
     async with scratch_database() as name:
         pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
         started = time.perf_counter()
-        await load(pool, owners, ASSETS, rng, vocab)
+        await load(pool, owners, ASSETS, rng, vocab, timedelta(days=30))
         print(f"loaded {ASSETS} assets with OCR lines in {time.perf_counter() - started:.1f} s")
         index = OcrIndex(pool, batch_size=1000)
         await index.migrate()
@@ -98,7 +101,7 @@ async def run() -> None:
         print(f"backfill: {done} rows in {elapsed:.1f} s = {done / elapsed:,.0f} rows/s")
         await pool.execute("ANALYZE aio.ocr_index")
 
-        await load(pool, owners, NEW, rng, vocab)
+        await load(pool, owners, NEW, rng, vocab, timedelta(hours=1))
         started = time.perf_counter()
         done = await index.sync(full=True)
         elapsed = time.perf_counter() - started

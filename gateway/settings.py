@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     sync_batch_size: int = Field(default=1000, ge=1)
     search_catchup_limit: int = Field(default=1000, ge=0)
     asset_fetch_concurrency: int = Field(default=16, ge=1)
+    # Plain smart searches: Immich's CLIP ranking fused with the OCR ranking (reciprocal rank
+    # fusion: weight / (k + rank) summed over both lists).
+    hybrid_search: bool = True
+    hybrid_rrf_k: float = Field(default=60.0, gt=0)
+    hybrid_clip_weight: float = Field(default=1.0, ge=0)
+    hybrid_ocr_weight: float = Field(default=1.0, ge=0)
 
     # Immich's database (same names as Immich's .env).
     db_hostname: str = "localhost"

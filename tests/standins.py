@@ -125,6 +125,9 @@ class ImmichServer:
     partners: set[tuple[str, str]] = field(default_factory=set)  # (shared by, shared with)
     forwarded: list[dict[str, Any]] = field(default_factory=list)
     asset_calls: int = 0
+    # What Immich's CLIP search ranks, best first, for any query; and how long it takes.
+    clip_ranking: list[str] = field(default_factory=list)
+    search_delay: float = 0.0
 
     def add_user(self, user_id: str, api_key: str, is_admin: bool = False) -> None:
         self.users[api_key] = {"id": user_id, "email": f"{user_id[:8]}@example.com", "isAdmin": is_admin}
@@ -170,16 +173,28 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
 
     @app.post("/api/search/smart")
     async def smart(request: Request):
-        state.forwarded.append(
-            {
-                "query": request.url.query,
-                "headers": dict(request.headers),
-                "body": await request.body(),
-            }
-        )
+        body = await request.body()
+        state.forwarded.append({"query": request.url.query, "headers": dict(request.headers), "body": body})
+        user = caller(request)
+        if user is None:
+            return JSONResponse(UNAUTHORIZED, 401)
+        await asyncio.sleep(state.search_delay)
+        try:
+            dto = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return JSONResponse({"message": "Bad Request", "statusCode": 400}, 400)
+        page, size = dto.get("page", 1), dto.get("size", 100)
+        ranked = state.clip_ranking[(page - 1) * size : page * size]
+        more = len(state.clip_ranking) > page * size
+        items = [
+            {"id": a, "ownerId": state.owners.get(a), "type": "IMAGE", "originalFileName": "clip.jpg"} for a in ranked
+        ]
+        assets = {"total": len(items), "count": len(items), "items": items, "facets": []}
         return JSONResponse(
-            {"albums": {"total": 0, "count": 0, "items": [], "facets": []}, "assets": {"items": ["from-immich"]}},
-            status_code=200,
+            {
+                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+                "assets": {**assets, "nextPage": str(page + 1) if more else None},
+            },
             headers={"x-immich-answer": "yes"},
         )
 

@@ -140,27 +140,31 @@ async def test_paging_filters_and_bad_requests(world):
 
 async def test_other_searches_are_forwarded_unchanged(world):
     name, _, immich, immich_url = world
+    immich.clip_ranking = ["clip-1"]
     body = orjson.dumps({"query": "猫在沙发上", "page": 1, "withExif": True})
-    async with gateway(name, immich_url) as client:
-        response = await client.post(
-            "/api/search/smart?lang=zh",
-            content=body,
-            headers={"content-type": "application/json", "x-api-key": "whatever", "cookie": "a=b"},
-        )
-    assert response.status_code == 200 and response.json()["assets"]["items"] == ["from-immich"]
+    headers = {"content-type": "application/json", "x-api-key": KEYS[ALICE], "cookie": "a=b"}
+    async with gateway(name, immich_url, hybrid_search=False) as client:
+        response = await client.post("/api/search/smart?lang=zh", content=body, headers=headers)
+    assert response.status_code == 200 and ids(response) == ["clip-1"]
     assert response.headers["x-immich-answer"] == "yes"
     forwarded = immich.forwarded[0]
     assert forwarded["body"] == body and forwarded["query"] == "lang=zh"
-    assert forwarded["headers"]["x-api-key"] == "whatever" and forwarded["headers"]["cookie"] == "a=b"
+    assert forwarded["headers"]["x-api-key"] == KEYS[ALICE] and forwarded["headers"]["cookie"] == "a=b"
+    # A search by example image has no text: forwarded unchanged even with hybrid search on.
+    by_image = orjson.dumps({"queryAssetId": str(uuid.uuid4()), "size": 5})
+    async with gateway(name, immich_url) as client:
+        response = await client.post("/api/search/smart", content=by_image, headers=headers)
+    assert response.status_code == 200 and immich.forwarded[-1]["body"] == by_image
 
 
 async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
-    _, _, _, immich_url = world
+    _, _, immich, immich_url = world
+    immich.clip_ranking = ["clip-1", "clip-2"]
     async with gateway(None, immich_url) as client:
         response = await search(client, "ocr:发票")
         assert response.status_code == 503 and "unreachable" in response.json()["detail"]
         plain = await search(client, "猫")
-        assert plain.status_code == 200 and plain.json()["assets"]["items"] == ["from-immich"]
+        assert plain.status_code == 200 and ids(plain) == ["clip-1", "clip-2"]
         assert (await client.get("/ping")).text == "pong"
         health = (await client.get("/health")).json()["ocrSearch"]
         assert health["available"] is False and "unreachable" in health["error"]

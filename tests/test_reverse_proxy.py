@@ -70,6 +70,7 @@ async def test_requests_through_nginx(tmp_path):
         pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=2)
         asset = await ImmichRows(pool).asset(owner, ["门口的咖啡店招牌"])
         immich.owners[asset] = owner
+        immich.clip_ranking = ["clip-1"]
         with serve(stock_immich_server(immich)) as immich_url:
             settings = Settings(
                 db_hostname="127.0.0.1", db_database_name=name, db_password="", immich_server_url=immich_url
@@ -88,7 +89,7 @@ async def test_requests_through_nginx(tmp_path):
                     process.wait(10)
         await pool.close()
     assert [item["id"] for item in found.json()["assets"]["items"]] == [asset]
-    assert plain.json()["assets"]["items"] == ["from-immich"]
+    assert [item["id"] for item in plain.json()["assets"]["items"]] == ["clip-1", asset]
     assert other.json()["res"] == "pong"
     # No body size limit in the proxy: a 5 MB body reaches Immich (which answers it).
-    assert upload.status_code == 200 and len(immich.forwarded[-1]["body"]) == 5_000_000
+    assert upload.status_code == 400 and len(immich.forwarded[-1]["body"]) == 5_000_000

@@ -69,13 +69,27 @@ class ImmichApi:
         found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
         return [asset for asset in found if asset is not None]
 
+    async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
+        """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
+        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]
+        try:
+            response = await self.client.post("/api/search/smart", content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise ApiError(504, f"Immich server at {self.base_url} timed out (/api/search/smart)") from None
+        except httpx.TransportError as exc:
+            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+        return response.status_code, response.content
+
     async def forward(self, request: Request, body: bytes) -> StreamingResponse:
         """Send the request to Immich unchanged and stream its answer back unchanged."""
         outgoing = self.client.build_request(
             request.method,
             request.url.path,
             params=request.url.query,
-            headers=[(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP],
+            # content-length is recomputed: a `clip:` query is forwarded with its prefix removed.
+            headers=[
+                (k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}
+            ],
             content=body,
         )
         try:

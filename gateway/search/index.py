@@ -26,8 +26,10 @@ ZHPARSER_SQL = (Path(__file__).parent / "zhparser.sql").read_text()
 # Advisory locks: one migration at a time, one sync batch at a time (across gateways too).
 MIGRATION_LOCK = 0x41494F  # "AIO"
 SYNC_LOCK = MIGRATION_LOCK + 1
-# Immich commits OCR results a moment after stamping ocrAt; the catch-up looks back this far.
-CATCH_UP_LAG = timedelta(minutes=5)
+# Immich stamps ocrAt a moment before its transaction commits, so a result may become visible
+# with an ocrAt a little older than the newest one indexed; the catch-up looks back this far
+# (the full sync of the background loop looks at everything).
+CATCH_UP_LAG = timedelta(minutes=1)
 
 # Versioned, append-only: a database at version N runs the statements after N.
 MIGRATIONS: list[str] = [
