@@ -168,3 +168,45 @@ async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
         assert (await client.get("/ping")).text == "pong"
         health = (await client.get("/health")).json()["ocrSearch"]
         assert health["available"] is False and "unreachable" in health["error"]
+
+
+async def test_plain_queries_fuse_clip_and_ocr(world):
+    name, rows, immich, immich_url = world
+    sign = await add(rows, immich, ALICE, ["星巴克咖啡", "STARBUCKS COFFEE"])
+    menu = await add(rows, immich, ALICE, ["咖啡 拿铁 美式"])
+    immich.clip_ranking = [f"clip-{i}" for i in range(150)] + [sign] + [f"clip-{i}" for i in range(150, 300)]
+    async with gateway(name, immich_url) as client:
+        first = await search(client, "咖啡", size=10)
+        assert first.status_code == 200
+        assert sign in ids(first) and menu in ids(first)  # the first page, though CLIP ranks the sign 151st
+        # The CLIP items come from Immich's own answer, the OCR-only ones fetched from Immich.
+        by_id = {item["id"]: item for item in first.json()["assets"]["items"]}
+        assert by_id[sign]["originalFileName"] == "clip.jpg" and by_id[menu]["originalFileName"].endswith(".jpg")
+        assert first.json()["assets"]["nextPage"] == "2"
+        # clip: asks Immich alone, with the prefix stripped.
+        clip_only = await search(client, "clip: 咖啡", size=10)
+        assert ids(clip_only) == [f"clip-{i}" for i in range(10)]
+        assert orjson.loads(immich.forwarded[-1]["body"])["query"] == "咖啡"
+
+
+async def test_hybrid_pages_are_consistent(world):
+    name, rows, immich, immich_url = world
+    ocr_hits = [await add(rows, immich, ALICE, [f"咖啡 {i}"]) for i in range(6)]
+    immich.clip_ranking = [f"clip-{i}" for i in range(8)] + ocr_hits[3:5]
+    expected = set(immich.clip_ranking) | set(ocr_hits)
+    async with gateway(name, immich_url) as client:
+        pages = [await search(client, "咖啡", size=4, page=page) for page in (1, 2, 3, 4)]
+    seen = [asset for page in pages for asset in ids(page)]
+    assert len(seen) == len(set(seen)) == len(expected) == 14 and set(seen) == expected
+    assert [p.json()["assets"]["nextPage"] for p in pages] == ["2", "3", "4", None]
+
+
+async def test_hybrid_off_and_refusals(world):
+    name, rows, immich, immich_url = world
+    await add(rows, immich, ALICE, ["咖啡"])
+    immich.clip_ranking = ["clip-1"]
+    async with gateway(name, immich_url, hybrid_search=False) as client:
+        assert ids(await search(client, "咖啡")) == ["clip-1"]
+    async with gateway(name, immich_url) as client:
+        refused = await search(client, "咖啡", key="wrong")
+        assert refused.status_code == 401 and refused.json()["message"] == "Authentication required"
