@@ -1,6 +1,9 @@
-"""`python -m gateway`: serve the gateway with uvicorn on PORT."""
+"""`python -m gateway`: serve the gateway with uvicorn on PORT.
+`python -m gateway reprocess ...`: re-process assets from the command line."""
 
 from __future__ import annotations
+
+import sys
 
 import uvicorn
 
@@ -12,6 +15,11 @@ from gateway.settings import Settings
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    if sys.argv[1:2] == ["reprocess"]:
+        from gateway.reprocess import cli
+
+        cli(sys.argv[2:])
+        return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 

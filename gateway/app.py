@@ -15,8 +15,10 @@ from fastapi.responses import PlainTextResponse, Response
 from aio_common import protocol as p
 from aio_common.forms import parse_form, text_field
 from aio_common.http import ApiError, BodyLimitMiddleware, install_error_handler
+from gateway import reprocess
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME
+from gateway.reprocess import Reprocessor
 from gateway.routing import Router
 from gateway.search import routes as search_routes
 from gateway.search.service import SearchService
@@ -38,9 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router = Router(settings, ai, immich)
         app.state.router = router
         app.state.search = search = SearchService(settings)
+        app.state.reprocessor = reprocessor = Reprocessor(search)
         tasks = [
             asyncio.create_task(_watch_health(router, settings.health_interval)),
             asyncio.create_task(search.sync_forever()),
+            asyncio.create_task(reprocessor.run_forever()),
         ]
         yield
         for task in tasks:
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
 
     app.include_router(search_routes.router)
+    app.include_router(reprocess.router)
     return app
 
 

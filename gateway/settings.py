@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     hybrid_rrf_k: float = Field(default=60.0, gt=0)
     hybrid_clip_weight: float = Field(default=1.0, ge=0)
     hybrid_ocr_weight: float = Field(default=1.0, ge=0)
+    # Re-processing: an Immich admin's API key (to start Immich's jobs) and the tag that asks for it.
+    immich_admin_api_key: str = ""
+    reprocess_tag: str = "AI/Reprocess"
 
     # Immich's database (same names as Immich's .env).
     db_hostname: str = "localhost"

@@ -87,3 +87,32 @@ class ImmichRows:
             uuid.UUID(shared_with),
             in_timeline,
         )
+
+
+class ReprocessRows(ImmichRows):
+    """The rows re-processing touches: smart_search vectors and tags."""
+
+    async def embed(self, asset_id: str) -> None:
+        await self.pool.execute(
+            'INSERT INTO smart_search ("assetId", embedding) VALUES ($1, $2)', uuid.UUID(asset_id), [0.1] * 4
+        )
+
+    async def tag(self, owner: str, value: str, asset_ids: list[str]) -> str:
+        tag_id = await self.pool.fetchval(
+            'INSERT INTO tag ("userId", value) VALUES ($1, $2) RETURNING id', uuid.UUID(owner), value
+        )
+        await self.pool.executemany(
+            'INSERT INTO tag_asset ("assetsId", "tagsId") VALUES ($1, $2)', [(uuid.UUID(a), tag_id) for a in asset_ids]
+        )
+        return str(tag_id)
+
+    async def state(self, asset_id: str) -> dict[str, object]:
+        """Whether the asset has an OCR result, a CLIP vector and tags."""
+        row = await self.pool.fetchrow(
+            'SELECT s."ocrAt" IS NOT NULL AS ocr,'
+            ' EXISTS (SELECT 1 FROM smart_search v WHERE v."assetId" = $1) AS clip,'
+            ' (SELECT count(*) FROM tag_asset t WHERE t."assetsId" = $1) AS tags'
+            ' FROM asset_job_status s WHERE s."assetId" = $1',
+            uuid.UUID(asset_id),
+        )
+        return dict(row)

@@ -37,3 +37,26 @@ CREATE TABLE partner (
   "inTimeline" boolean NOT NULL DEFAULT false,
   PRIMARY KEY ("sharedById", "sharedWithId")
 );
+
+CREATE TABLE tag (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "userId" uuid NOT NULL,
+  value character varying NOT NULL,
+  "createdAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  color character varying,
+  "parentId" uuid REFERENCES tag (id) ON DELETE CASCADE,
+  UNIQUE ("userId", value)
+);
+
+CREATE TABLE tag_asset (
+  "assetsId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  "tagsId" uuid NOT NULL REFERENCES tag (id) ON DELETE CASCADE,
+  PRIMARY KEY ("assetsId", "tagsId")
+);
+
+-- Immich's column is vector(n) (pgvector / VectorChord); a plain array stands in for it here.
+CREATE TABLE smart_search (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  embedding real[] NOT NULL
+);

@@ -128,6 +128,9 @@ class ImmichServer:
     # What Immich's CLIP search ranks, best first, for any query; and how long it takes.
     clip_ranking: list[str] = field(default_factory=list)
     search_delay: float = 0.0
+    # Job commands received: (queue, body, caller's user id); the status the jobs route answers.
+    jobs: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    jobs_status: int = 200
 
     def add_user(self, user_id: str, api_key: str, is_admin: bool = False) -> None:
         self.users[api_key] = {"id": user_id, "email": f"{user_id[:8]}@example.com", "isAdmin": is_admin}
@@ -166,6 +169,18 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
         if owner is None or (owner != user["id"] and (owner, user["id"]) not in state.partners):
             return JSONResponse({"message": "Not found or no asset.read access", "statusCode": 400}, 400)
         return {"id": asset_id, "ownerId": owner, "type": "IMAGE", "originalFileName": f"{asset_id[:8]}.jpg"}
+
+    @app.put("/api/jobs/{queue}")
+    async def job(queue: str, request: Request):
+        user = caller(request)
+        if user is None:
+            return JSONResponse(UNAUTHORIZED, 401)
+        if not user["isAdmin"]:
+            return JSONResponse({"message": "Forbidden", "statusCode": 403}, 403)
+        if state.jobs_status != 200:
+            return JSONResponse({"message": "jobs unavailable"}, state.jobs_status)
+        state.jobs.append((queue, orjson.loads(await request.body()), user["id"]))
+        return {"jobCounts": {"active": 0, "waiting": 1}, "queueStatus": {"isActive": True, "isPaused": False}}
 
     @app.get("/api/server/ping")
     async def server_ping(request: Request):

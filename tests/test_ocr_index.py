@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 import pytest
 
-from gateway.search.index import OcrIndex
+from gateway.search.index import MIGRATIONS, OcrIndex
 from gateway.search.schemas import SmartSearch
 from tests.immich_db import ImmichRows, scratch_database
 
@@ -139,7 +139,7 @@ async def test_migration_is_idempotent_and_records_the_tokenizer(db):
     await index.sync(full=True)
     await index.migrate()
     meta = dict(await index.pool.fetch("SELECT key, value FROM aio.meta"))
-    assert meta == {"schema_version": "1", "tokenizer": "jieba"}
+    assert meta == {"schema_version": str(len(MIGRATIONS)), "tokenizer": "jieba"}
     assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
     await index.pool.execute("UPDATE aio.meta SET value = 'zhparser' WHERE key = 'tokenizer'")
     await index.migrate()  # another tokenizer built it: rebuilt from scratch

@@ -69,6 +69,22 @@ class ImmichApi:
         found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
         return [asset for asset in found if asset is not None]
 
+    async def start_queue(self, queue: str, admin_key: str) -> None:
+        """Start one of Immich's job queues for the assets missing its result (no force).
+        Immich 2.x serves it at /api/jobs/{queue}, later releases at /api/queues/{queue}."""
+        command = {"command": "start", "force": False}
+        for path in (f"/api/jobs/{queue}", f"/api/queues/{queue}"):
+            try:
+                response = await self.client.put(path, json=command, headers={"x-api-key": admin_key})
+            except httpx.TransportError as exc:
+                raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+            if response.status_code != 404:
+                break
+        if response.status_code >= 300:
+            raise ApiError(
+                502, f"Immich refused to start the {queue} queue ({response.status_code}): {response.text[:300]}"
+            )
+
     async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
         """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
         headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]

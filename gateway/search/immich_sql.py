@@ -65,3 +65,36 @@ LIMIT $11 OFFSET $12
 
 # The foreign key that keeps the index in step with deletions.
 ASSET_TABLE = "asset"
+
+# ---- re-processing (the only writes to Immich's tables) ----
+
+ASSET_OWNER = """SELECT "ownerId" FROM asset WHERE id = $1"""
+
+# OCR: Immich's ocr queue picks up assets whose ocrAt is NULL.
+RESET_OCR = """UPDATE asset_job_status SET "ocrAt" = NULL WHERE "assetId" = ANY($1::uuid[])"""
+
+# CLIP: Immich's smartSearch queue picks up assets without a smart_search row.
+RESET_CLIP = """DELETE FROM smart_search WHERE "assetId" = ANY($1::uuid[])"""
+
+# Assets carrying the re-process tag (any user's tag with that full value), with the tag.
+TAGGED = """
+SELECT ta."assetsId" AS asset_id, ta."tagsId" AS tag_id
+FROM tag_asset ta JOIN tag t ON t.id = ta."tagsId"
+WHERE t.value = $1
+"""
+
+UNTAG = """
+DELETE FROM tag_asset ta
+USING unnest($1::uuid[], $2::uuid[]) AS u(asset_id, tag_id)
+WHERE ta."assetsId" = u.asset_id AND ta."tagsId" = u.tag_id
+"""
+
+# What the queues will pick up when started without force.
+MISSING_OCR = """
+SELECT count(*) FROM asset a JOIN asset_job_status s ON s."assetId" = a.id
+WHERE s."ocrAt" IS NULL AND a."deletedAt" IS NULL AND a.visibility::text <> 'hidden'
+"""
+MISSING_CLIP = """
+SELECT count(*) FROM asset a
+WHERE a."deletedAt" IS NULL AND NOT EXISTS (SELECT 1 FROM smart_search s WHERE s."assetId" = a.id)
+"""

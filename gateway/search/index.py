@@ -45,6 +45,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ocr_index_owner ON aio.ocr_index (owner_id);
     CREATE INDEX ocr_index_ocr_at ON aio.ocr_index (ocr_at);
     """,
+    # Re-process requests whose reset is done but whose queue start is not yet confirmed.
+    f"""
+    CREATE TABLE aio.reprocess_pending (
+      asset_id uuid NOT NULL REFERENCES public.{immich_sql.ASSET_TABLE}(id) ON DELETE CASCADE,
+      queue text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (asset_id, queue)
+    );
+    """,
 ]
 
 UPSERT = """
