@@ -29,9 +29,10 @@ OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 class EntryConfig(BaseModel):
-    """One model of one task: `{"modelName": ..., "options": {...}}`. Unknown keys are ignored."""
+    """One model of one task: `{"modelName": ..., "options": {...}}`. Unknown keys are kept, so
+    the gateway forwards an entry exactly as it came (see `predict_body`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     modelName: str
     options: dict[str, Any] = {}
@@ -107,7 +108,7 @@ def predict_body(
     if isinstance(entries, str):
         entries_json = entries.encode()
     else:
-        entries_json = orjson.dumps(entries, default=lambda config: config.model_dump())
+        entries_json = orjson.dumps(entries, default=lambda config: config.model_dump(exclude_unset=True))
     boundary = f"----formdata-aio-{secrets.token_hex(12)}"
     parts = [_part(boundary, 'name="entries"', entries_json)]
     if image is not None:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
@@ -92,8 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         form = parse_form(body, content_type)
-        raw_entries = form.get("entries")
-        entries = p.parse_entries(raw_entries)
+        entries = p.parse_entries(form.get("entries"))
         payload: dict[str, Any] = {}
         if "image" in form:
             payload["image"] = form["image"]
@@ -105,8 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # A newer Immich sends only an assetId for models that fetch the asset themselves.
             reply = await router.immich.post("/predict", content=body, content_type=content_type)
         else:
-            # parse_entries has validated it: a JSON object of tasks.
-            reply = await router.predict(entries, orjson.loads(raw_entries), body, content_type, payload)  # type: ignore[arg-type]
+            reply = await router.predict(entries, body, content_type, payload)
         return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
 
     app.include_router(search_routes.router)

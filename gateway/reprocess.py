@@ -16,6 +16,7 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -52,43 +53,54 @@ class Reprocessor:
         return self.admin_key
 
     async def reprocess(self, asset_ids: list[uuid.UUID], *, ocr: bool, clip: bool) -> list[str]:
-        """Reset and queue; returns the queues started."""
+        """Reset and queue; returns the queues asked for."""
         admin_key = self.require_admin_key()
         queues = [queue for queue, wanted in ((OCR_QUEUE, ocr), (CLIP_QUEUE, clip)) if wanted]
-        async with self.service.database() as index, index.pool.acquire() as conn, conn.transaction():
-            if ocr:
-                await conn.execute(immich_sql.RESET_OCR, asset_ids)
-            if clip:
-                await conn.execute(immich_sql.RESET_CLIP, asset_ids)
-            await conn.execute(
-                "INSERT INTO aio.reprocess_pending (asset_id, queue)"
-                " SELECT a, q FROM unnest($1::uuid[]) a, unnest($2::text[]) q ON CONFLICT DO NOTHING",
-                asset_ids,
-                queues,
-            )
-        for queue in queues:
-            await self.service.immich.start_queue(queue, admin_key)
-        async with self.service.database() as index:
-            await index.pool.execute(
-                "DELETE FROM aio.reprocess_pending WHERE asset_id = ANY($1::uuid[]) AND queue = ANY($2::text[])",
-                asset_ids,
-                queues,
-            )
+        async with self.service.database() as index, index.pool.acquire() as conn:
+            async with conn.transaction():
+                if ocr:
+                    await conn.execute(immich_sql.RESET_OCR, asset_ids)
+                if clip:
+                    await conn.execute(immich_sql.RESET_CLIP, asset_ids)
+                await conn.execute(
+                    "INSERT INTO aio.reprocess_pending (asset_id, queue)"
+                    " SELECT a, q FROM unnest($1::uuid[]) a, unnest($2::text[]) q ON CONFLICT DO NOTHING",
+                    asset_ids,
+                    queues,
+                )
+            await self._start_pending(conn, admin_key, asset_ids)
         log.info("re-processing queued", extra={"assets": len(asset_ids), "queues": queues})
         return queues
 
     async def resume_pending(self) -> None:
         """Start the queues of resets whose queue start was not confirmed (a crash, Immich down)."""
-        async with self.service.database() as index:
-            rows = await index.pool.fetch(
-                "SELECT DISTINCT queue, max(created_at) AS upto FROM aio.reprocess_pending GROUP BY queue"
+        async with self.service.database() as index, index.pool.acquire() as conn:
+            started = await self._start_pending(conn, self.require_admin_key())
+        if started:
+            log.info("re-processing resumed", extra={"queues": started})
+
+    async def _start_pending(
+        self, conn: asyncpg.Connection, admin_key: str, asset_ids: list[uuid.UUID] | None = None
+    ) -> list[str]:
+        """Start the queues of pending resets (of `asset_ids`, or all) and clear them. The rows
+        stay locked until then, so a request and the background loop never both start a queue
+        for the same reset: each queue start is sent once."""
+        async with conn.transaction():
+            rows = await conn.fetch(
+                "SELECT asset_id, queue FROM aio.reprocess_pending"
+                " WHERE $1::uuid[] IS NULL OR asset_id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED",
+                asset_ids,
             )
-            for row in rows:
-                await self.service.immich.start_queue(row["queue"], self.require_admin_key())
-                await index.pool.execute(
-                    "DELETE FROM aio.reprocess_pending WHERE queue = $1 AND created_at <= $2", row["queue"], row["upto"]
-                )
-                log.info("re-processing resumed", extra={"queue": row["queue"]})
+            queues = list(dict.fromkeys(row["queue"] for row in rows))
+            for queue in queues:
+                await self.service.immich.start_queue(queue, admin_key)
+            await conn.execute(
+                "DELETE FROM aio.reprocess_pending p USING unnest($1::uuid[], $2::text[]) AS d(asset_id, queue)"
+                " WHERE p.asset_id = d.asset_id AND p.queue = d.queue",
+                [row["asset_id"] for row in rows],
+                [row["queue"] for row in rows],
+            )
+        return queues
 
     async def process_tagged(self) -> int:
         async with self.service.database() as index:

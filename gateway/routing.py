@@ -32,10 +32,10 @@ class ServedClip:
 
 @dataclass
 class Part:
-    """The tasks of one request that go to one backend, as received (nothing normalised away)."""
+    """The tasks of one request that go to one backend."""
 
     backend: Backend
-    entries: dict[str, Any]
+    entries: p.Entries
 
 
 class Router:
@@ -50,7 +50,7 @@ class Router:
         chosen = {p.CLIP: self.settings.clip_backend, p.OCR: self.settings.ocr_backend}.get(task, "immich")
         return self.ai if chosen == "ai" else self.immich
 
-    def plan(self, entries: dict[str, Any]) -> list[Part]:
+    def plan(self, entries: p.Entries) -> list[Part]:
         parts: dict[str, Part] = {}
         for task, types in entries.items():
             backend = self.backend_for(task)
@@ -82,15 +82,15 @@ class Router:
             return await self.immich.post("/predict", content=body, content_type=content_type)
 
     async def predict(
-        self, entries: p.Entries, raw_entries: dict[str, Any], body: bytes, content_type: str, payload: dict[str, Any]
+        self, entries: p.Entries, body: bytes, content_type: str, payload: dict[str, Any]
     ) -> BackendReply:
         """Send each part to its backend (concurrently) and merge; any failure fails the whole request.
 
         `body` is the original request, forwarded untouched when one backend serves everything;
-        otherwise each backend gets `payload` (the image or text) with its subset of `raw_entries`.
+        otherwise each backend gets `payload` (the image or text) with its subset of the entries.
         """
         self.guard_clip(entries)
-        parts = self.plan(raw_entries)
+        parts = self.plan(entries)
         if len(parts) == 1:
             return await self.send(parts[0], body, content_type)
         replies = await asyncio.gather(*(self.send(part, *p.predict_body(part.entries, **payload)) for part in parts))

@@ -11,8 +11,29 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.helpers import serve
+from tests.standins import ImmichServer, stock_immich_server
+
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = (Path(__file__).parent / "immich_schema.sql").read_text()
+
+
+@contextlib.asynccontextmanager
+async def immich_world(
+    keys: dict[str, str], admins: tuple[str, ...] = (), rows: type[ImmichRows] | None = None
+) -> AsyncIterator[tuple[str, ImmichRows, ImmichServer, str]]:
+    """A scratch database with Immich's tables and a stand-in Immich API knowing `keys`
+    (user id -> API key); yields (database name, row writer, API state, API URL)."""
+    async with scratch_database() as name:
+        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
+        immich = ImmichServer()
+        for user, key in keys.items():
+            immich.add_user(user, key, is_admin=user in admins)
+        try:
+            with serve(stock_immich_server(immich)) as immich_url:
+                yield name, (rows or ImmichRows)(pool), immich, immich_url
+        finally:
+            await pool.close()
 
 
 @contextlib.asynccontextmanager

@@ -57,12 +57,19 @@ async def _receive(request: Request, behaviour: Behaviour) -> tuple[Received, by
     return received, data
 
 
-def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
+def _ml_server(behaviour: Behaviour) -> FastAPI:
+    """An ML server whose /ping answers as the test says."""
     app = FastAPI()
 
     @app.get("/ping", response_class=PlainTextResponse)
     async def ping():
         return PlainTextResponse("pong", status_code=behaviour.ping_status)
+
+    return app
+
+
+def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
+    app = _ml_server(behaviour)
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -90,11 +97,7 @@ def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
 
 
 def fake_ai(behaviour: Behaviour) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/ping", response_class=PlainTextResponse)
-    async def ping():
-        return PlainTextResponse("pong", status_code=behaviour.ping_status)
+    app = _ml_server(behaviour)
 
     @app.get("/info")
     async def info():

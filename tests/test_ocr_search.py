@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -13,8 +12,8 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.helpers import free_port, serve
-from tests.immich_db import ImmichRows, scratch_database
-from tests.standins import ImmichServer, stock_immich_server
+from tests.immich_db import ImmichRows, immich_world
+from tests.standins import ImmichServer
 
 ALICE, BOB, EVE = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
@@ -22,14 +21,8 @@ KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
 
 @pytest.fixture
 async def world():
-    async with scratch_database() as name:
-        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
-        immich = ImmichServer()
-        for user, key in KEYS.items():
-            immich.add_user(user, key)
-        with serve(stock_immich_server(immich)) as immich_url:
-            yield name, ImmichRows(pool), immich, immich_url
-        await pool.close()
+    async with immich_world(KEYS) as world:
+        yield world
 
 
 @contextlib.asynccontextmanager

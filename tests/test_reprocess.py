@@ -9,15 +9,13 @@ import subprocess
 import sys
 import uuid
 
-import asyncpg
 import httpx
 import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.helpers import serve
-from tests.immich_db import ReprocessRows, scratch_database
-from tests.standins import ImmichServer, stock_immich_server
+from tests.immich_db import ReprocessRows, immich_world
 
 OWNER, OTHER, ADMIN = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {OWNER: "owner-key", OTHER: "other-key", ADMIN: "admin-key"}
@@ -26,14 +24,8 @@ START = {"command": "start", "force": False}
 
 @pytest.fixture
 async def world():
-    async with scratch_database() as name:
-        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
-        immich = ImmichServer()
-        for user, key in KEYS.items():
-            immich.add_user(user, key, is_admin=user == ADMIN)
-        with serve(stock_immich_server(immich)) as immich_url:
-            yield name, ReprocessRows(pool), immich, immich_url
-        await pool.close()
+    async with immich_world(KEYS, admins=(ADMIN,), rows=ReprocessRows) as world:
+        yield world
 
 
 def settings_for(name: str, immich_url: str, **overrides) -> Settings:
