@@ -2,18 +2,21 @@
 
 In one run, alternating: OCR of a 1440 px preview with Chinese and English text, CLIP visual of
 that preview and CLIP textual of a Chinese query, each through HTTP (/predict on a real uvicorn
-server in its own process) vs the same engine called directly in this process (decode included
-on both sides). Then /ping latency while OCR requests saturate both cores, and the service's
-resident memory with both models loaded. CLIP uses a randomly initialised ViT-B-16 (the default
+server in its own process) vs the same engines called directly in another process of their own
+(decode included on both sides; both processes load the same models, so neither is favoured).
+Then /ping latency while OCR requests saturate both cores, and the service's resident memory
+with both models loaded. CLIP uses a randomly initialised ViT-B-16 (the default
 model; the same compute as the real weights). Run: `.venv/bin/python -m bench.ai_service`
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
@@ -26,56 +29,78 @@ from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions
 from mt_photos_ai.images import decode_image
 from tests.helpers import OCR_ENTRIES, clip_entries, text_image
 
-ROUNDS = {"ocr": 8, "clip visual": 15, "clip textual": 30}
+ROUNDS = {"ocr": 16, "clip visual": 16, "clip textual": 30}
 LIMITS = {"max_pixels": 100_000_000, "max_side": 10_000}
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]
+
+
+def engine_worker(conn: Connection, root: str, image: bytes, query: str) -> None:
+    """The baseline: the engines called directly, in a process like the service's; times each call."""
+    ocr = OcrEngine("cpu")
+    clip = ClipEngine("ViT-B-16", Path(root), "cpu", auto_download=False)
+    calls = {
+        "ocr": lambda: ocr.read(decode_image(image, **LIMITS).image, OcrOptions()),
+        "clip visual": lambda: clip.encode_images([decode_image(image, min_side=224, **LIMITS).image]),
+        "clip textual": lambda: clip.encode_texts([query]),
+    }
+    conn.send("ready")
+    while (task := conn.recv()) is not None:
+        started = time.perf_counter()
+        calls[task]()
+        conn.send((time.perf_counter() - started) * 1000)
 
 
 def main() -> None:
     image = text_image(LINES, size=(1440, 1080), font_size=44).data
     query = "一只猫在沙发上睡觉"
+    requests = {
+        "ocr": predict_body(OCR_ENTRIES, image=image),
+        "clip visual": predict_body(clip_entries("visual", "ViT-B-16__openai"), image=image),
+        "clip textual": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=query),
+    }
     with tempfile.TemporaryDirectory() as root:
         create_random_checkpoint("ViT-B-16", Path(root))
-        ocr = OcrEngine("cpu")
-        clip = ClipEngine("ViT-B-16", Path(root), "cpu", auto_download=False)
-        direct = {
-            "ocr": lambda: ocr.read(decode_image(image, **LIMITS).image, OcrOptions()),
-            "clip visual": lambda: clip.encode_images([decode_image(image, min_side=224, **LIMITS).image]),
-            "clip textual": lambda: clip.encode_texts([query]),
-        }
-        requests = {
-            "ocr": predict_body(OCR_ENTRIES, image=image),
-            "clip visual": predict_body(clip_entries("visual", "ViT-B-16__openai"), image=image),
-            "clip textual": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=query),
-        }
+        spawn = multiprocessing.get_context("spawn")
+        conn, child_end = spawn.Pipe()
+        worker = spawn.Process(target=engine_worker, args=(child_end, root, image, query))
+        worker.start()
+        assert conn.recv() == "ready"
+
+        def direct(task: str) -> float:
+            conn.send(task)
+            return conn.recv()
+
         env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "PRELOAD": "clip,ocr"}
         with server_process("mt_photos_ai", env, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
             headers = {"api-key": "mt_photos_ai_extra"}
 
-            def over_http(task: str) -> None:
+            def over_http(task: str) -> float:
                 body, content_type = requests[task]
+                started = time.perf_counter()
                 response = client.post(
                     f"{url}/predict", content=body, headers={**headers, "content-type": content_type}
                 )
                 assert response.status_code == 200, response.text
+                return (time.perf_counter() - started) * 1000
 
             for task, rounds in ROUNDS.items():
                 over_http(task)
-                direct[task]()  # warm-up both
+                direct(task)  # warm-up both
                 http_times, direct_times = [], []
-                for _ in range(rounds):
-                    for call, sink in ((lambda t=task: over_http(t), http_times), (direct[task], direct_times)):
+                for round_ in range(rounds):
+                    pairs = [(over_http, http_times), (direct, direct_times)]
+                    for call, sink in pairs if round_ % 2 else pairs[::-1]:  # each goes first half the time
                         # Both processes hold thread pools that spin a while after work: let
                         # them settle so neither side runs against the other's spinning threads.
                         time.sleep(0.3)
-                        started = time.perf_counter()
-                        call()
-                        sink.append((time.perf_counter() - started) * 1000)
+                        sink.append(call(task))
                 ratio = statistics.median(http_times) / statistics.median(direct_times)
                 print(f"\n{task}")
                 print(f"  HTTP  : {summary(http_times)}")
                 print(f"  direct: {summary(direct_times)}")
                 print(f"  ratio HTTP / direct (medians): {ratio:.3f}")
+            conn.send(None)
+            worker.join()
             rss = psutil.Process(pid).memory_info().rss / 2**20
             print(f"\nservice resident memory with both models loaded: {rss:.0f} MiB")
             asyncio.run(ping_under_load(url, headers, requests["ocr"]))
