@@ -41,7 +41,12 @@ class Behaviour:
     received: list[Received] = field(default_factory=list)
 
 
-async def _receive(request: Request, behaviour: Behaviour) -> tuple[Received, bytes | None]:
+class Refused(Exception):
+    """The stand-in answers with the failure status its behaviour asks for."""
+
+
+async def _receive(request: Request, behaviour: Behaviour, who: str) -> tuple[Received, bytes | None]:
+    """Record the request, wait the behaviour's delay, then fail if it says so."""
     form = await request.form()
     image = form.get("image")
     data = await image.read() if image is not None and not isinstance(image, str) else None
@@ -54,6 +59,9 @@ async def _receive(request: Request, behaviour: Behaviour) -> tuple[Received, by
         headers=dict(request.headers),
     )
     behaviour.received.append(received)
+    await asyncio.sleep(behaviour.delay)
+    if behaviour.status != 200:
+        raise Refused(f"{who} failed ({behaviour.status})")
     return received, data
 
 
@@ -65,6 +73,10 @@ def _ml_server(behaviour: Behaviour) -> FastAPI:
     async def ping():
         return PlainTextResponse("pong", status_code=behaviour.ping_status)
 
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Exception):
+        return JSONResponse({"detail": str(exc)}, behaviour.status)
+
     return app
 
 
@@ -73,10 +85,7 @@ def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request):
-        received, data = await _receive(request, behaviour)
-        await asyncio.sleep(behaviour.delay)
-        if behaviour.status != 200:
-            return JSONResponse({"detail": f"stock server failed ({behaviour.status})"}, behaviour.status)
+        received, data = await _receive(request, behaviour, "stock server")
         width, height = Image.open(io.BytesIO(data)).size if data else (0, 0)
         answer: dict[str, Any] = {}
         if p.FACES in received.entries:
@@ -105,10 +114,7 @@ def fake_ai(behaviour: Behaviour) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request):
-        received, _ = await _receive(request, behaviour)
-        await asyncio.sleep(behaviour.delay)
-        if behaviour.status != 200:
-            return JSONResponse({"detail": f"replica failed ({behaviour.status})"}, behaviour.status)
+        received, _ = await _receive(request, behaviour, "replica")
         answer: dict[str, Any] = {"imageHeight": 10, "imageWidth": 20} if received.image_sha256 else {}
         if p.CLIP in received.entries:
             answer[p.CLIP] = p.embedding_literal([0.5] * behaviour.dimension)
