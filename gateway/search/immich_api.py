@@ -50,7 +50,7 @@ class ImmichApi:
         await self.client.aclose()
 
     async def me(self, credentials: dict[str, str]) -> dict[str, Any]:
-        response = await self._get("/api/users/me", credentials)
+        response = await self._send("GET", "/api/users/me", headers=credentials)
         if response.status_code in (401, 403):
             raise ImmichRefused(response)
         if response.status_code != 200:
@@ -63,7 +63,7 @@ class ImmichApi:
 
         async def one(asset_id: str) -> dict[str, Any] | None:
             async with limit:
-                response = await self._get(f"/api/assets/{asset_id}", credentials)
+                response = await self._send("GET", f"/api/assets/{asset_id}", headers=credentials)
             return response.json() if response.status_code == 200 else None
 
         found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
@@ -74,10 +74,7 @@ class ImmichApi:
         Immich 2.x serves it at /api/jobs/{queue}, later releases at /api/queues/{queue}."""
         command = {"command": "start", "force": False}
         for path in (f"/api/jobs/{queue}", f"/api/queues/{queue}"):
-            try:
-                response = await self.client.put(path, json=command, headers={"x-api-key": admin_key})
-            except httpx.TransportError as exc:
-                raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+            response = await self._send("PUT", path, json=command, headers={"x-api-key": admin_key})
             if response.status_code != 404:
                 break
         if response.status_code >= 300:
@@ -87,46 +84,39 @@ class ImmichApi:
 
     async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
         """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
-        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]
-        try:
-            response = await self.client.post("/api/search/smart", content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise ApiError(504, f"Immich server at {self.base_url} timed out (/api/search/smart)") from None
-        except httpx.TransportError as exc:
-            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+        response = await self._send("POST", "/api/search/smart", content=body, headers=_passed_headers(request))
         return response.status_code, response.content
 
     async def forward(self, request: Request, body: bytes) -> StreamingResponse:
         """Send the request to Immich unchanged and stream its answer back unchanged."""
-        outgoing = self.client.build_request(
+        response = await self._send(
             request.method,
             request.url.path,
+            stream=True,
             params=request.url.query,
-            # content-length is recomputed: a `clip:` query is forwarded with its prefix removed.
-            headers=[
-                (k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}
-            ],
+            headers=_passed_headers(request),
             content=body,
         )
-        try:
-            response = await self.client.send(outgoing, stream=True)
-        except httpx.TimeoutException:
-            raise ApiError(504, f"Immich server at {self.base_url} timed out") from None
-        except httpx.TransportError as exc:
-            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
         streamed = StreamingResponse(
             response.aiter_raw(), status_code=response.status_code, background=BackgroundTask(response.aclose)
         )
         streamed.raw_headers = [(k.lower(), v) for k, v in response.headers.raw if k.decode().lower() not in HOP_BY_HOP]
         return streamed
 
-    async def _get(self, path: str, credentials: dict[str, str]) -> httpx.Response:
+    async def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        """One call to Immich; an unreachable or slow server is a fast 503 or 504 naming it."""
         try:
-            return await self.client.get(path, headers=credentials)
+            return await self.client.send(self.client.build_request(method, path, **kwargs), stream=stream)
         except httpx.TimeoutException:
             raise ApiError(504, f"Immich server at {self.base_url} timed out ({path})") from None
         except httpx.TransportError as exc:
             raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+
+
+def _passed_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """The caller's headers as Immich should see them: not hop-by-hop, and no content-length,
+    which is recomputed (a `clip:` query is forwarded with its prefix removed)."""
+    return [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]
 
 
 def credentials_of(request: Request) -> dict[str, str]:
