@@ -38,7 +38,7 @@ async def run() -> None:
         pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=2)
         await load(pool, [owner], ASSETS, random.Random(5), vocabulary(), timedelta(days=30))
         await OcrIndex(pool, 1000).migrate()
-        await OcrIndex(pool, 1000).sync(full=True)
+        await OcrIndex(pool, 1000).sync()
         asset_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM asset ORDER BY random() LIMIT 300")]
         immich.clip_ranking = asset_ids
         immich.owners.update({a: str(owner) for a in asset_ids})

@@ -96,14 +96,14 @@ async def run() -> None:
         index = OcrIndex(pool, batch_size=1000)
         await index.migrate()
         started = time.perf_counter()
-        done = await index.sync(full=True)
+        done = await index.sync()
         elapsed = time.perf_counter() - started
         print(f"backfill: {done} rows in {elapsed:.1f} s = {done / elapsed:,.0f} rows/s")
         await pool.execute("ANALYZE aio.ocr_index")
 
         await load(pool, owners, NEW, rng, vocab, timedelta(hours=1))
         started = time.perf_counter()
-        done = await index.sync(full=True)
+        done = await index.sync()
         elapsed = time.perf_counter() - started
         print(f"incremental sync: {done} new OCR results in {elapsed:.2f} s = {done / elapsed:,.0f} rows/s")
         started = time.perf_counter()

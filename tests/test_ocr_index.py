@@ -37,7 +37,7 @@ async def test_finds_chinese_words_english_and_mixed_lines(db):
     invoice = await rows.asset(ALICE, ["增值税电子普通发票", "购买方名称 北京某某科技有限公司"])
     receipt = await rows.asset(ALICE, ["收据 Receipt", "Coffee 咖啡 ¥28"])
     await rows.asset(ALICE, ["今天天气很好"])
-    assert await index.sync(full=True) == 3
+    assert await index.sync() == 3
     assert await find(index, "发票") == [invoice]
     assert await find(index, "coffee") == [receipt]
     assert await find(index, "Receipt 咖啡") == [receipt]
@@ -52,7 +52,7 @@ async def test_more_mentions_rank_higher_and_all_words_must_match(db):
     both = await rows.asset(ALICE, ["电子 发票"])
     joined = await rows.asset(ALICE, ["电子发票"])
     await rows.asset(ALICE, ["电子 产品"])
-    await index.sync(full=True)
+    await index.sync()
     hits = await find(index, "发票")
     assert hits[0] == thrice and set(hits) == {once, thrice, both, joined}
     assert set(await find(index, "电子发票")) == {both, joined}
@@ -65,7 +65,7 @@ async def test_newest_first_between_equal_ranks(db):
     now = datetime.now(timezone.utc)
     old = await rows.asset(ALICE, ["发票"], taken=now - timedelta(days=30))
     new = await rows.asset(ALICE, ["发票"], taken=now)
-    await index.sync(full=True)
+    await index.sync()
     assert await find(index, "发票") == [new, old]
 
 
@@ -82,7 +82,7 @@ async def test_owners_partners_trash_and_visibility(db):
     hidden = await rows.asset(ALICE, ["发票 hidden"], visibility="hidden")
     locked = await rows.asset(ALICE, ["发票 locked"], visibility="locked")
     video = await rows.asset(ALICE, ["发票 video"], type="VIDEO", favorite=True)
-    await index.sync(full=True)
+    await index.sync()
     assert set(await find(index, "发票")) == {mine, bobs, archived, video}
     assert carols not in await find(index, "发票") and hidden not in await find(index, "发票")
     assert set(await find(index, "发票", withDeleted=True)) == {mine, bobs, archived, video, trashed}
@@ -97,7 +97,7 @@ async def test_re_ocr_replaces_cleared_results_and_deleted_assets_vanish(db):
     index, rows = db
     asset = await rows.asset(ALICE, ["发票"])
     gone = await rows.asset(ALICE, ["发票 gone"])
-    await index.sync(full=True)
+    await index.sync()
     await rows.ocr(asset, ["咖啡"])
     assert await index.catch_up(100) == 1
     assert await find(index, "发票") == [gone]
@@ -105,7 +105,7 @@ async def test_re_ocr_replaces_cleared_results_and_deleted_assets_vanish(db):
     await rows.delete(gone)
     assert await find(index, "发票") == []
     await rows.clear_ocr(asset)
-    await index.sync(full=True)
+    await index.sync()
     assert await find(index, "咖啡") == []
     assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
 
@@ -125,18 +125,18 @@ async def test_sync_is_idempotent_and_repairs_a_crash(db, monkeypatch):
 
     monkeypatch.setattr(index, "_sync_batch", crash_after_first_batch)
     with pytest.raises(ConnectionResetError):
-        await index.sync(full=True)
+        await index.sync()
     assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 3
     monkeypatch.undo()
-    assert await index.sync(full=True) == 5
-    assert await index.sync(full=True) == 0
+    assert await index.sync() == 5
+    assert await index.sync() == 0
     assert set(await find(index, "发票")) == set(assets)
 
 
 async def test_migration_is_idempotent_and_records_the_tokenizer(db):
     index, rows = db
     await rows.asset(ALICE, ["发票"])
-    await index.sync(full=True)
+    await index.sync()
     await index.migrate()
     meta = dict(await index.pool.fetch("SELECT key, value FROM aio.meta"))
     assert meta == {"schema_version": str(len(MIGRATIONS)), "tokenizer": "jieba"}
@@ -144,7 +144,7 @@ async def test_migration_is_idempotent_and_records_the_tokenizer(db):
     await index.pool.execute("UPDATE aio.meta SET value = 'zhparser' WHERE key = 'tokenizer'")
     await index.migrate()  # another tokenizer built it: rebuilt from scratch
     assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
-    assert await index.sync(full=True) == 1
+    assert await index.sync() == 1
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ async def test_migration_is_idempotent_and_records_the_tokenizer(db):
 async def test_any_text_is_safe(db, text):
     index, rows = db
     invoice = await rows.asset(ALICE, ["发票"])
-    await index.sync(full=True)
+    await index.sync()
     hits = await find(index, text)
     assert hits == ([invoice] if "发票" in text else [])
     assert await index.pool.fetchval("SELECT count(*) FROM asset") == 1

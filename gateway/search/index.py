@@ -98,24 +98,24 @@ class OcrIndex:
                 await _set_meta(conn, "tokenizer", self.tokenizer)
         log.info("OCR index ready", extra={"tokenizer": self.tokenizer, "schema_version": len(MIGRATIONS)})
 
-    async def sync(self, *, full: bool) -> int:
-        """Index every asset whose OCR result changed. `full` also drops rows whose result was
-        cleared and logs progress; otherwise only recent results are looked at (a catch-up)."""
-        since = None if full else await self._watermark()
-        total = await self.pool.fetchval(immich_sql.COUNT_OCR_DONE) if full else 0
+    async def sync(self) -> int:
+        """Index every asset whose OCR result changed (logging progress) and drop rows whose
+        result was cleared."""
+        total: int | None = None
         done, started = 0, time.monotonic()
         while True:
-            count = await self._sync_batch(since)
+            count = await self._sync_batch(None)
+            if count and total is None:  # counted only when there is work to report on
+                total = await self.pool.fetchval(immich_sql.COUNT_OCR_DONE)
             done += count
-            if full and count:
+            if count:
                 rate = done / max(time.monotonic() - started, 1e-6)
                 log.info("OCR index sync", extra={"done": done, "total": total, "rows_per_s": round(rate)})
             if count < self.batch_size:
                 break
-        if full:
-            removed = await self.pool.execute(immich_sql.STALE_INDEX_ROWS)
-            if removed != "DELETE 0":
-                log.info("OCR index: cleared results removed", extra={"result": removed})
+        removed = await self.pool.execute(immich_sql.STALE_INDEX_ROWS)
+        if removed != "DELETE 0":
+            log.info("OCR index: cleared results removed", extra={"result": removed})
         return done
 
     async def catch_up(self, limit: int) -> int:

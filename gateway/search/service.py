@@ -93,7 +93,7 @@ class SearchService:
                 await self.connect()
             if self.index is not None:
                 try:
-                    await self.index.sync(full=True)
+                    await self.index.sync()
                 except DATABASE_ERRORS as exc:
                     log.warning("OCR index sync failed; retrying", extra={"error": str(exc)})
             await asyncio.sleep(self.settings.sync_interval)
