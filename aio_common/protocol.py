@@ -100,7 +100,7 @@ def parse_options(model: type[OptionsT], options: dict[str, Any], where: str) ->
 
 
 def predict_body(
-    entries: Entries | dict[str, Any] | str, *, image: bytes | None = None, text: str | None = None
+    entries: Entries | dict[str, Any] | str, *, image: bytes | memoryview | None = None, text: str | None = None
 ) -> tuple[bytes, str]:
     """A /predict body as Immich's server sends it (Node FormData, always multipart): `entries`
     as a JSON string, then `image` as a Blob named `blob` (octet-stream) or `text`.
@@ -119,7 +119,7 @@ def predict_body(
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def _part(boundary: str, disposition: str, value: bytes, content_type: str | None = None) -> bytes:
+def _part(boundary: str, disposition: str, value: bytes | memoryview, content_type: str | None = None) -> bytes:
     head = f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
     if content_type:
         head += f"Content-Type: {content_type}\r\n"

@@ -1,4 +1,4 @@
-"""The gateway application: Immich's ML endpoint (/ping, /predict, /health) and its wiring."""
+"""The gateway application: Immich's ML endpoint (/ping, /health; /predict in gateway.predict) and its wiring."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse
 
-from aio_common import protocol as p
-from aio_common.forms import parse_form, text_field
-from aio_common.http import ApiError, BodyLimitMiddleware, install_error_handler
+from aio_common.http import BodyLimitMiddleware, install_error_handler
 from gateway import reprocess
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME
+from gateway.predict import PredictEndpoint
 from gateway.reprocess import Reprocessor
 from gateway.routing import Router
 from gateway.search import routes as search_routes
@@ -52,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(PredictEndpoint, limit=settings.max_request_bytes)
     install_error_handler(app)
 
     @app.get("/")
@@ -84,27 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "error": None if index else search.error,
             },
         }
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        router: Router = request.app.state.router
-        body = await request.body()
-        content_type = request.headers.get("content-type", "")
-        form = parse_form(body, content_type)
-        entries = p.parse_entries(form.get("entries"))
-        payload: dict[str, Any] = {}
-        if "image" in form:
-            payload["image"] = form["image"]
-        elif "text" in form:
-            payload["text"] = text_field(form, "text")
-        elif "assetId" not in form:
-            raise ApiError(400, "Either image or text must be provided.")
-        if not payload:
-            # A newer Immich sends only an assetId for models that fetch the asset themselves.
-            reply = await router.immich.post("/predict", content=body, content_type=content_type)
-        else:
-            reply = await router.predict(entries, body, content_type, payload)
-        return Response(reply.content, status_code=reply.status, media_type=reply.content_type)
 
     app.include_router(search_routes.router)
     app.include_router(reprocess.router)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import socket
 import time
 
 import httpx
 import orjson
 import pytest
 
+from aio_common.protocol import predict_body
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.helpers import FACE_ENTRIES, OCR_ENTRIES, clip_entries, free_port, immich_request, serve, text_image
@@ -204,7 +206,24 @@ def test_client_faults():
         assert neither.status_code == 400 and "image or text" in neither.json()["detail"]
         big = predict(client, OCR_ENTRIES, image=b"\0" * 1_100_000)
         assert big.status_code == 413 and "MAX_REQUEST_BYTES" in big.json()["detail"]
+        # Without a Content-Length the limit holds while the body streams in.
+        body, content_type = predict_body(OCR_ENTRIES, image=b"\0" * 1_100_000)
+        pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        streamed = client.post("/predict", content=pieces, headers={"content-type": content_type})
+        assert streamed.status_code == 413 and "MAX_REQUEST_BYTES" in streamed.json()["detail"]
+        not_a_form = client.post("/predict", content=b"{}", headers={"content-type": "application/json"})
+        assert not_a_form.status_code == 400 and "multipart/form-data" in not_a_form.json()["detail"]
     assert ai.received == []
+
+
+def test_a_client_that_leaves_mid_body_costs_nothing():
+    with standin(fake_ai) as (url, ai), gateway(mt_photos_api=url) as client:
+        host, port = client.base_url.host, client.base_url.port
+        with socket.create_connection((host, port)) as raw:
+            raw.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n")
+            raw.sendall(b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+        assert predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫").status_code == 200
+    assert len(ai.received) == 1
 
 
 def test_asset_id_requests_pass_to_the_stock_server():

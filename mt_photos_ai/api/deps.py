@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from aio_common.forms import parse_form
+from aio_common.forms import Form, parse_form
 from aio_common.http import ApiError, keys_equal
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import Settings
@@ -24,7 +24,7 @@ def require_key(request: Request) -> None:
         raise ApiError(401, "Invalid API key")
 
 
-async def read_form(request: Request) -> dict[str, bytes]:
+async def read_form(request: Request) -> Form:
     return parse_form(await request.body(), request.headers.get("content-type", ""))
 
 
