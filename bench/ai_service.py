@@ -2,8 +2,12 @@
 
 In one run, alternating: OCR of a 1440 px preview with Chinese and English text, CLIP visual of
 that preview and CLIP textual of a Chinese query, each through HTTP (/predict on a real uvicorn
-server in its own process) vs the same engines called directly in another process of their own
-(decode included on both sides; both processes load the same models, so neither is favoured).
+server in its own process) vs the same engines called directly in another process of their own.
+The direct side runs them on the service's runtime (the same settings, loading and inference
+threads; decode included), so the ratio is what HTTP and the routes add. A call on a process's
+main thread is not the baseline: a service cannot run inference on its event loop's thread, and
+OCR took 30-60% longer on a worker thread than on the main thread of one process once CLIP was
+loaded (5-10% without it): glibc gives the main thread a heap arena of its own.
 Then /ping latency while OCR requests saturate both cores, and the service's resident memory
 with both models loaded. CLIP uses a randomly initialised ViT-B-16 (the default
 model; the same compute as the real weights). Run: `.venv/bin/python -m bench.ai_service`
@@ -13,41 +17,58 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
 from aio_common.protocol import predict_body
 from bench.common import percentile, server_process, summary
-from mt_photos_ai.engines.clip import ClipEngine, create_random_checkpoint
-from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions
+from mt_photos_ai.app import build_runtime
+from mt_photos_ai.engines.clip import create_random_checkpoint
+from mt_photos_ai.engines.ocr import OcrOptions
 from mt_photos_ai.images import decode_image
+from mt_photos_ai.settings import Settings
 from tests.helpers import OCR_ENTRIES, clip_entries, text_image
 
 ROUNDS = {"ocr": 16, "clip visual": 16, "clip textual": 30}
-LIMITS = {"max_pixels": 100_000_000, "max_side": 10_000}
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]
 
 
-def engine_worker(conn: Connection, root: str, image: bytes, query: str) -> None:
-    """The baseline: the engines called directly, in a process like the service's; times each call."""
-    ocr = OcrEngine("cpu")
-    clip = ClipEngine("ViT-B-16", Path(root), "cpu", auto_download=False)
-    calls = {
-        "ocr": lambda: ocr.read(decode_image(image, **LIMITS).image, OcrOptions()),
-        "clip visual": lambda: clip.encode_images([decode_image(image, min_side=224, **LIMITS).image]),
-        "clip textual": lambda: clip.encode_texts([query]),
+def engine_worker(conn: Connection, env: dict[str, str], image: bytes, query: str) -> None:
+    """The baseline: the same engines on the service's own runtime (loaded and run on its
+    inference threads), called directly instead of through HTTP; times each call."""
+    os.environ.update(env)
+    settings = Settings()
+    limits = {"max_pixels": settings.max_image_pixels, "max_side": settings.max_image_side}
+    calls: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "ocr": ("ocr", lambda engine: engine.read(decode_image(image, **limits).image, OcrOptions())),
+        "clip visual": (
+            "clip",
+            lambda engine: engine.encode_images([decode_image(image, min_side=engine.resolution, **limits).image]),
+        ),
+        "clip textual": ("clip", lambda engine: engine.encode_texts([query])),
     }
-    conn.send("ready")
-    while (task := conn.recv()) is not None:
-        started = time.perf_counter()
-        calls[task]()
-        conn.send((time.perf_counter() - started) * 1000)
+
+    async def serve() -> None:
+        runtime = build_runtime(settings)
+        await runtime.load(settings.preload)
+        conn.send("ready")
+        while (task := conn.recv()) is not None:
+            slot, work = calls[task]
+            started = time.perf_counter()
+            await runtime.run(slot, work)
+            conn.send((time.perf_counter() - started) * 1000)
+        runtime.shutdown()
+
+    asyncio.run(serve())
 
 
 def main() -> None:
@@ -60,9 +81,10 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as root:
         create_random_checkpoint("ViT-B-16", Path(root))
+        env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "PRELOAD": "clip,ocr"}
         spawn = multiprocessing.get_context("spawn")
         conn, child_end = spawn.Pipe()
-        worker = spawn.Process(target=engine_worker, args=(child_end, root, image, query))
+        worker = spawn.Process(target=engine_worker, args=(child_end, env, image, query))
         worker.start()
         assert conn.recv() == "ready"
 
@@ -70,7 +92,6 @@ def main() -> None:
             conn.send(task)
             return conn.recv()
 
-        env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "PRELOAD": "clip,ocr"}
         with server_process("mt_photos_ai", env, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
             headers = {"api-key": "mt_photos_ai_extra"}
 
