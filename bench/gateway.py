@@ -4,14 +4,20 @@ Both paths are measured in the same run, alternating, at concurrency 1 and 32, a
 stand-in that answers at once (the gateway's cost laid bare) and one that takes 30 ms like an
 inference; figures are the gateway's added latency (p50, p99), its throughput as a share of the
 direct path, its CPU time per request, and its resident memory under that load.
+The instant stand-in runs twice: with client, gateway and stand-in sharing every core (the
+gateway's CPU then comes out of the others' share, so throughput falls by its cost), and with
+the gateway on a core of its own, as in a deployment where it is a container beside the others.
 Run: `.venv/bin/python -m bench.gateway`
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
 import statistics
+from collections.abc import Iterator
 
 import aiohttp
 import numpy as np
@@ -24,7 +30,8 @@ from tests.helpers import OCR_ENTRIES
 
 ROUNDS = 3
 REQUESTS = {1: 300, 32: 1500}
-BACKEND_DELAYS_MS = (0, 30)
+# (stand-in delay in ms, gateway on a core of its own)
+SCENARIOS = ((0, False), (0, True), (30, False))
 
 
 def preview() -> bytes:
@@ -50,15 +57,17 @@ def preview() -> bytes:
 async def run() -> None:
     body, content_type = predict_body(OCR_ENTRIES, image=preview())
     print(f"request body: {len(body) / 1024:.0f} KiB (OCR entries + a 1440x1080 photo-like JPEG)")
-    for delay in BACKEND_DELAYS_MS:
-        print(f"\n=== stand-in backend answering after {delay} ms ===")
-        await scenario(body, content_type, delay)
+    for delay, own_core in SCENARIOS:
+        cores = "the gateway on a core of its own" if own_core else "all sharing every core"
+        print(f"\n=== stand-in backend answering after {delay} ms; {cores} ===")
+        await scenario(body, content_type, delay, own_core)
 
 
-async def scenario(body: bytes, content_type: str, delay: int) -> None:
-    with server_process("bench.standin_backend", {"DELAY_MS": str(delay)}, "PORT") as (backend, _):
+async def scenario(body: bytes, content_type: str, delay: int, own_core: bool) -> None:
+    with server_process("bench.standin_backend", {"DELAY_MS": str(delay)}, "PORT") as (backend, backend_pid):
         env = {"MT_PHOTOS_API": backend, "IMMICH_API": backend, "DB_PORT": "1", "HEALTH_INTERVAL": "5"}
-        with server_process("gateway", env, "PORT") as (gateway, gateway_pid):
+        gateway_server = server_process("gateway", env, "PORT")
+        with gateway_server as (gateway, gateway_pid), pinned(gateway_pid, backend_pid, own_core):
             memory = psutil.Process(gateway_pid)
             peak = 0
             # aiohttp as the load generator: httpx alone costs more than the gateway does.
@@ -96,6 +105,25 @@ async def scenario(body: bytes, content_type: str, delay: int) -> None:
                     print(f"  added at p50: {added:.2f} ms; gateway throughput = {share:.1%} of direct")
                     print(f"  gateway CPU per request: {cpu / len(through) * 1000:.2f} ms")
             print(f"\ngateway resident memory, peak under load: {peak / 2**20:.0f} MiB")
+
+
+@contextlib.contextmanager
+def pinned(gateway_pid: int, backend_pid: int, own_core: bool) -> Iterator[None]:
+    """Give the gateway the last core and the client (this process) and the stand-in the rest."""
+    if not own_core:
+        yield
+        return
+    everything = os.sched_getaffinity(0)
+    if len(everything) < 2:
+        raise RuntimeError("the own-core scenario needs at least two cores")
+    gateway_core = max(everything)
+    for pid in (0, backend_pid):
+        os.sched_setaffinity(pid, everything - {gateway_core})
+    os.sched_setaffinity(gateway_pid, {gateway_core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, everything)
 
 
 if __name__ == "__main__":
