@@ -24,6 +24,13 @@ def require_key(request: Request) -> None:
         raise ApiError(401, "Invalid API key")
 
 
+def refuse_wrong_key(request: Request) -> None:
+    """For the open /check: no key is needed, but a wrong one is refused, so the connection
+    test of an MT Photos client still tells its user that the key is wrong."""
+    if request.headers.get("api-key") is not None:
+        require_key(request)
+
+
 async def read_form(request: Request) -> Form:
     return parse_form(await request.body(), request.headers.get("content-type", ""))
 

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from aio_common.http import ApiError
-from mt_photos_ai.api.deps import checked_text, read_form, require_key, runtime_of, settings_of
+from mt_photos_ai.api.deps import checked_text, read_form, refuse_wrong_key, require_key, runtime_of, settings_of
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
 from mt_photos_ai.images import decode_image
@@ -19,7 +19,7 @@ router = APIRouter(tags=["mt-photos"])
 MT_PHOTOS_OCR = OcrOptions(box_min_score=0.5, max_resolution=736, text_min_score=0.5)
 
 
-@router.post("/check", dependencies=[Depends(require_key)])
+@router.post("/check", dependencies=[Depends(refuse_wrong_key)])
 async def check(request: Request) -> dict[str, str]:
     settings = settings_of(request)
     return {
