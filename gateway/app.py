@@ -50,8 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(ai.close(), immich.close(), search.close())
 
     app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
-    app.add_middleware(PredictEndpoint, limit=settings.max_request_bytes)
+    app.add_middleware(PredictEndpoint)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)  # the outer one
     install_error_handler(app)
 
     @app.get("/")

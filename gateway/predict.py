@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aio_common import protocol as p
 from aio_common.forms import parse_form, text_field
-from aio_common.http import ApiError, BodyTooLarge, error_body
+from aio_common.http import ApiError, error_body
 from gateway.backends import BackendReply
 from gateway.routing import Router
 
@@ -22,47 +22,42 @@ PATH = "/predict"
 
 
 class PredictEndpoint:
-    """ASGI middleware that answers POST /predict itself and passes every other request on."""
+    """ASGI middleware that answers POST /predict itself and passes every other request on.
+    It sits inside BodyLimitMiddleware, whose 413 surfaces here as an ApiError from `receive`."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         router: Router = scope["app"].state.router
-        content_type = ""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _answer(send, _error(BodyTooLarge(self.limit)))
-                return
+        content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
         try:
-            body = await self._body(receive)
+            body = await _body(receive)
             if body is None:
                 return  # the client went away; nobody is left to answer
             reply = await predict(router, body, content_type)
         except ApiError as exc:
-            reply = _error(exc)
-        await _answer(send, reply)
+            reply = BackendReply(exc.status, orjson.dumps(error_body(exc.message)), "application/json")
+        headers = [
+            (b"content-type", reply.content_type.encode("latin-1")),
+            (b"content-length", str(len(reply.content)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.content})
 
-    async def _body(self, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise BodyTooLarge(self.limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+
+async def _body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def predict(router: Router, body: bytes, content_type: str) -> BackendReply:
@@ -80,16 +75,3 @@ async def predict(router: Router, body: bytes, content_type: str) -> BackendRepl
         # A newer Immich sends only an assetId for models that fetch the asset themselves.
         return await router.immich.post(PATH, content=body, content_type=content_type)
     return await router.predict(entries, body, content_type, payload)
-
-
-def _error(exc: ApiError) -> BackendReply:
-    return BackendReply(exc.status, orjson.dumps(error_body(exc.message)), "application/json")
-
-
-async def _answer(send: Send, reply: BackendReply) -> None:
-    headers = [
-        (b"content-type", reply.content_type.encode("latin-1")),
-        (b"content-length", str(len(reply.content)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.content})
