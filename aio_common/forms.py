@@ -42,6 +42,10 @@ class Form(Mapping[str, bytes]):
         start, end = self._spans[name]
         return memoryview(self._body)[start:end]
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default would call __getitem__, copying the value out of the body.
+        return name in self._spans
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._spans)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 class JsonResponse(Response):
@@ -39,24 +42,42 @@ def error_body(message: str) -> dict[str, Any]:
     return {"detail": message}
 
 
-def install_error_handler(
-    app: FastAPI, shape: Callable[[Request, str], dict[str, Any]] = lambda _, message: error_body(message)
-) -> None:
-    """Answer every ApiError as JSON; `shape` lets a service add the fields its clients read."""
+# The JSON body of an error, by request path: a service whose clients read other fields (MT
+# Photos reads `msg`) gives its own, used by every error it answers, the body limit's included.
+Shape = Callable[[str, str], dict[str, Any]]
+
+
+def default_shape(path: str, message: str) -> dict[str, Any]:
+    return error_body(message)
+
+
+def unexpected_error(path: str, exc: BaseException) -> str:
+    """Log an error nobody foresaw (with its traceback) and name it for the client."""
+    log.error("unexpected error", exc_info=exc, extra={"path": path})
+    return f"Internal error ({type(exc).__name__}); it is logged. Please report it."
+
+
+def install_error_handlers(app: FastAPI, shape: Shape = default_shape) -> None:
+    """Answer every ApiError, and any unexpected exception (as a logged 500), in one JSON shape."""
 
     async def handle(request: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, ApiError)
-        return JsonResponse(shape(request, exc.message), status_code=exc.status)
+        return JsonResponse(shape(request.url.path, exc.message), status_code=exc.status)
+
+    async def unexpected(request: Request, exc: Exception) -> JsonResponse:
+        return JsonResponse(shape(request.url.path, unexpected_error(request.url.path, exc)), status_code=500)
 
     app.add_exception_handler(ApiError, handle)
+    app.add_exception_handler(Exception, unexpected)
 
 
 class BodyLimitMiddleware:
     """Refuses bodies over `limit` bytes with 413, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, shape: Shape = default_shape) -> None:
         self.app = app
         self.limit = limit
+        self.shape = shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +85,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
         seen = 0
 
@@ -79,8 +100,8 @@ class BodyLimitMiddleware:
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, send: Send) -> None:
-        response = JsonResponse(error_body(BodyTooLarge(self.limit).message), status_code=413)
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        response = JsonResponse(self.shape(scope["path"], BodyTooLarge(self.limit).message), status_code=413)
         await response({"type": "http"}, _no_body, send)
 
 

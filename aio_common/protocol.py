@@ -80,10 +80,11 @@ def merge_answers(answers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class DetectionOptions(BaseModel):
-    """OCR detection options as Immich sends them; unknown options are ignored."""
+    """OCR detection options as Immich sends them; unknown options are ignored. Immich allows any
+    maxResolution >= 1; the engine bounds the detector's input itself (see its /info)."""
 
     minScore: float = Field(default=0.5, ge=0, le=1)
-    maxResolution: int = Field(default=736, ge=32, le=4096)
+    maxResolution: int = Field(default=736, ge=1)
 
 
 class RecognitionOptions(BaseModel):

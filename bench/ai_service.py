@@ -30,13 +30,15 @@ import httpx
 import psutil
 
 from aio_common.protocol import predict_body
-from bench.common import percentile, server_process, summary
+from bench.common import percentile, summary
 from mt_photos_ai.app import build_runtime
 from mt_photos_ai.engines.clip import create_random_checkpoint
 from mt_photos_ai.engines.ocr import OcrOptions
 from mt_photos_ai.images import decode_image
 from mt_photos_ai.settings import Settings
-from tests.helpers import OCR_ENTRIES, clip_entries, text_image
+from testing.images import text_image
+from testing.ml import OCR_ENTRIES, clip_entries
+from testing.servers import server_process
 
 ROUNDS = {"ocr": 16, "clip visual": 16, "clip textual": 30}
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]

@@ -1,46 +1,11 @@
-"""Shared by the benchmarks: servers in their own processes, timing, and figures."""
+"""Shared by the benchmarks: timing and figures (servers come from `testing`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-
-import httpx
-
-from tests.helpers import free_port
-
-
-@contextlib.contextmanager
-def server_process(module: str, env: dict[str, str], port_setting: str) -> Iterator[tuple[str, int]]:
-    """Run `python -m module` with `env` on a free port; yields (URL, pid)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env, port_setting: str(port), "LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{module} did not start")
-        time.sleep(0.1)
-    try:
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
+from collections.abc import Awaitable, Callable
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -25,8 +25,9 @@ import psutil
 from PIL import Image, ImageDraw, ImageFilter
 
 from aio_common.protocol import predict_body
-from bench.common import load, server_process, summary
-from tests.helpers import OCR_ENTRIES
+from bench.common import load, summary
+from testing.ml import OCR_ENTRIES
+from testing.servers import server_process
 
 ROUNDS = 3
 REQUESTS = {1: 300, 32: 1500}

@@ -21,9 +21,9 @@ from bench.ocr_search import load, vocabulary
 from gateway.app import create_app
 from gateway.search.index import OcrIndex
 from gateway.settings import Settings
-from tests.helpers import serve
-from tests.immich_db import scratch_database
-from tests.standins import ImmichServer, stock_immich_server
+from testing.immich_db import scratch_database
+from testing.servers import serve
+from testing.standins import ImmichServer, stock_immich_server
 
 ASSETS = 20_000
 IMMICH_DELAY_S = 0.150

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import asyncpg
 import jieba
+from gateway.search.schemas import SmartSearch
 
 from bench.common import percentile
 from gateway.search.index import OcrIndex
-from gateway.search.schemas import SmartSearch
-from tests.immich_db import scratch_database
+from testing.immich_db import scratch_database
 
 ASSETS = 100_000
 NEW = 10_000

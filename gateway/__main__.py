@@ -18,7 +18,7 @@ def main() -> None:
     if sys.argv[1:2] == ["reprocess"]:
         from gateway.reprocess import cli
 
-        cli(sys.argv[2:])
+        cli.main(sys.argv[2:])
         return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

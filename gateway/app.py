@@ -1,9 +1,11 @@
-"""The gateway application: Immich's ML endpoint (/ping, /health; /predict in gateway.predict) and its wiring."""
+"""The gateway application: Immich's ML endpoint (/ping, /health; /predict in gateway.predict),
+search and re-processing routes, and the supervised background loops that keep them fed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,18 +13,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from aio_common.http import BodyLimitMiddleware, install_error_handler
-from gateway import reprocess
+from aio_common.background import Loops
+from aio_common.http import BodyLimitMiddleware, install_error_handlers, keys_equal
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME
 from gateway.predict import PredictEndpoint
-from gateway.reprocess import Reprocessor
+from gateway.reprocess import routes as reprocess_routes
 from gateway.routing import Router
 from gateway.search import routes as search_routes
-from gateway.search.service import SearchService
+from gateway.services import Services
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DEFAULT_AI_KEY = "mt_photos_ai_extra"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,29 +34,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.mt_photos_api_key == DEFAULT_AI_KEY:
+            log.warning("MT_PHOTOS_API_KEY is the well-known default: set the same new key here and in the AI service")
         timeouts = {"connect_timeout": settings.connect_timeout, "read_timeout": settings.read_timeout}
         ai = Backend.create(
             "mt-photos-ai", settings.ai_urls, headers={"api-key": settings.mt_photos_api_key}, **timeouts
         )
         immich = Backend.create("immich-ml", settings.immich_urls, headers={}, **timeouts)
-        router = Router(settings, ai, immich)
-        app.state.router = router
-        app.state.search = search = SearchService(settings)
-        app.state.reprocessor = reprocessor = Reprocessor(search)
-        tasks = [
-            asyncio.create_task(_watch_health(router, settings.health_interval)),
-            asyncio.create_task(search.sync_forever()),
-            asyncio.create_task(reprocessor.run_forever()),
-        ]
+        app.state.router = router = Router(settings, ai, immich)
+        services = Services(settings)
+        app.state.services = services
+        app.state.search = services.search
+        app.state.reprocessor = services.reprocessor
+
+        async def watch_backends() -> None:
+            ai_came_up, _ = await asyncio.gather(ai.check_all(), immich.check_all())
+            if ai_came_up or router.clip.dimension is None:
+                await router.refresh_clip_info()
+
+        async def watch_database() -> None:
+            generation = services.db.generation
+            await services.db.ensure()
+            if services.db.generation != generation:
+                index_loop.wake()  # a new connection: prepare and catch up now
+
+        loops = app.state.loops = Loops()
+        loops.add("backends", watch_backends, settings.health_interval)
+        loops.add("database", watch_database, settings.health_interval, max_backoff=60)
+        index_loop = loops.add("ocr-index", services.search.sync_step, settings.sync_interval, max_backoff=120)
+        if services.reprocessor.admin is not None:
+            loops.add("reprocess", services.reprocessor.loop_step, settings.sync_interval, max_backoff=300)
+        else:
+            log.info("IMMICH_ADMIN_API_KEY is not set: re-processing is off")
+        loops.start()
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(ai.close(), immich.close(), search.close())
+        await loops.stop()
+        await ai.close()
+        await immich.close()
+        await services.close()
 
     app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
     app.add_middleware(PredictEndpoint)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)  # the outer one
-    install_error_handler(app)
+    install_error_handlers(app)
 
     @app.get("/")
     async def root() -> dict[str, str]:
@@ -64,38 +88,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
+        """Up or down for anyone; the details (URLs, database, errors) for local callers or with the key."""
         router: Router = request.app.state.router
+        services: Services = request.app.state.services
+        up = {
+            "backends": {b.name: b.state()["healthy"] for b in (router.ai, router.immich)},
+            "ocrSearch": services.search.ready,
+        }
+        if not _may_see_details(request, settings):
+            return up
         clip: dict[str, Any] = {
             "model": router.clip.model,
             "dimension": router.clip.dimension,
             "immichModelName": SUGGESTED_NAME.get(router.clip.model or ""),
-            "fittingImmichModelNames": router.clip.fitting_names(),
+            "fittingImmichModelNames": router.fitting_names(),
         }
         if router.refused_clip_name:
             clip["warning"] = f"Immich asked for {router.refused_clip_name}, whose dimension does not fit"
-        search: SearchService = request.app.state.search
-        index = search.index
+        facts = services.db.facts
         return {
             "backends": {b.name: b.state() for b in (router.ai, router.immich)},
             "clip": clip,
-            "ocrSearch": {
-                "available": index is not None,
-                "tokenizer": index.tokenizer if index else None,
-                "error": None if index else search.error,
+            "ocr": {
+                "maxDetectionSide": router.max_detection_side,
+                "note": "Immich's OCR maxResolution scales the short side; the AI service caps the long side "
+                "of the detector's input at maxDetectionSide pixels.",
             },
+            "ocrSearch": services.search.state(),
+            "immich": facts.state() if facts else None,
+            "loops": request.app.state.loops.state(),
         }
 
     app.include_router(search_routes.router)
-    app.include_router(reprocess.router)
+    app.include_router(reprocess_routes.router)
     return app
 
 
-async def _watch_health(router: Router, interval: float) -> None:
-    while True:
-        try:
-            await asyncio.gather(router.ai.check_all(), router.immich.check_all())
-            if router.ai.state()["healthy"]:
-                await router.refresh_clip_info()
-        except Exception:  # the loop must outlive any single failure
-            log.exception("health check failed")
-        await asyncio.sleep(interval)
+def _may_see_details(request: Request, settings: Settings) -> bool:
+    if keys_equal(request.headers.get("api-key"), settings.mt_photos_api_key):
+        return True
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

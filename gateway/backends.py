@@ -106,26 +106,31 @@ class Backend:
         log.warning("backend request failed", extra={"backend": self.name, "error": failure.message})
         raise failure
 
-    async def get_json(self, replica: Replica, path: str) -> Any:
-        async with self.session.get(replica.url + path, headers=dict(self.headers), timeout=PING_TIMEOUT) as response:
+    async def get_json(self, replica: Replica, path: str, timeout: float) -> Any:
+        wait = aiohttp.ClientTimeout(total=timeout)
+        async with self.session.get(replica.url + path, headers=dict(self.headers), timeout=wait) as response:
             response.raise_for_status()
             return await response.json(loads=orjson.loads, content_type=None)
 
-    async def check(self, replica: Replica) -> None:
+    async def check(self, replica: Replica) -> bool:
+        """Ping one replica; True when it just came up."""
         try:
             async with self.session.get(replica.url + "/ping", timeout=PING_TIMEOUT) as response:
                 healthy = response.status == 200
             error = None if healthy else f"/ping answered {response.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             healthy, error = False, f"/ping failed: {exc!r}"
+        came_up = healthy and not replica.healthy
         if healthy != replica.healthy:
             log.info("replica %s", "up" if healthy else "down", extra={"backend": self.name, "url": replica.url})
         replica.healthy = healthy
         if error:
             replica.last_error = error
+        return came_up
 
-    async def check_all(self) -> None:
-        await asyncio.gather(*(self.check(replica) for replica in self.replicas))
+    async def check_all(self) -> bool:
+        """Ping every replica; True when one came up."""
+        return any(await asyncio.gather(*(self.check(replica) for replica in self.replicas)))
 
     async def close(self) -> None:
         await self.session.close()

@@ -1,7 +1,8 @@
-"""Immich's CLIP model names and their embedding dimensions (Immich's CLIP_MODEL_INFO table).
+"""Immich's CLIP model names and their embedding dimensions (Immich's CLIP_MODEL_INFO table,
+server/src/constants.ts, up to the SigLIP2 models of 2.3+).
 
 Immich accepts only these names and sizes its vector column from them; a Chinese-CLIP model is
-served under a name of the same dimension.
+served under a name of the same dimension. CLIP_EXTRA_MODELS adds names a later Immich knows.
 """
 
 from __future__ import annotations
@@ -53,7 +54,18 @@ CLIP_DIMENSIONS: dict[str, int] = {
     "ViT-SO400M-14-SigLIP-384__webli": 1152,
     "nllb-clip-large-siglip__mrl": 1152,
     "nllb-clip-large-siglip__v1": 1152,
+    "ViT-B-16-SigLIP2__webli": 768,
+    "ViT-B-32-SigLIP2-256__webli": 768,
+    "ViT-L-16-SigLIP2-256__webli": 1024,
+    "ViT-L-16-SigLIP2-384__webli": 1024,
+    "ViT-L-16-SigLIP2-512__webli": 1024,
+    "ViT-SO400M-14-SigLIP2__webli": 1152,
+    "ViT-SO400M-14-SigLIP2-378__webli": 1152,
+    "ViT-SO400M-16-SigLIP2-256__webli": 1152,
+    "ViT-SO400M-16-SigLIP2-384__webli": 1152,
+    "ViT-SO400M-16-SigLIP2-512__webli": 1152,
     "ViT-gopt-16-SigLIP2-256__webli": 1536,
+    "ViT-gopt-16-SigLIP2-384__webli": 1536,
 }
 
 # The name to pick in Immich for each cn-clip model: same dimension, and a name that says which
@@ -67,5 +79,15 @@ SUGGESTED_NAME = {
 }
 
 
-def names_with_dimension(dimension: int) -> list[str]:
-    return sorted(name for name, dim in CLIP_DIMENSIONS.items() if dim == dimension)
+class ClipNames:
+    """Immich's table plus the operator's extra names (CLIP_EXTRA_MODELS)."""
+
+    def __init__(self, extra: dict[str, int]) -> None:
+        self.dimensions = {**CLIP_DIMENSIONS, **extra}
+
+    def dimension(self, name: str) -> int | None:
+        """The dimension Immich gives `name`; an `org/` prefix is dropped as Immich drops it."""
+        return self.dimensions.get(name.rsplit("/", 1)[-1])
+
+    def with_dimension(self, dimension: int) -> list[str]:
+        return sorted(name for name, dim in self.dimensions.items() if dim == dimension)

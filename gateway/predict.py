@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aio_common import protocol as p
 from aio_common.forms import parse_form, text_field
-from aio_common.http import ApiError, error_body
+from aio_common.http import ApiError, error_body, unexpected_error
 from gateway.backends import BackendReply
 from gateway.routing import Router
 
@@ -41,6 +41,8 @@ class PredictEndpoint:
             reply = await predict(router, body, content_type)
         except ApiError as exc:
             reply = BackendReply(exc.status, orjson.dumps(error_body(exc.message)), "application/json")
+        except Exception as exc:  # the error boundary of this route: a logged JSON 500, never plain text
+            reply = BackendReply(500, orjson.dumps(error_body(unexpected_error(PATH, exc))), "application/json")
         headers = [
             (b"content-type", reply.content_type.encode("latin-1")),
             (b"content-length", str(len(reply.content)).encode()),
@@ -65,7 +67,7 @@ async def predict(router: Router, body: bytes, content_type: str) -> BackendRepl
     form = parse_form(body, content_type)
     entries = p.parse_entries(form.get("entries"))
     payload: dict[str, Any] = {}
-    if "image" in form:
+    if "image" in form:  # Form.__contains__: a look-up, never a copy of the image
         payload["image"] = form.view("image")  # copied only if the request must be split
     elif "text" in form:
         payload["text"] = text_field(form, "text")

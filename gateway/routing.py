@@ -1,4 +1,12 @@
-"""Which backend serves each task of a /predict request, and the CLIP dimension guard."""
+"""Which backend serves each task of a /predict request, and the CLIP dimension guard.
+
+The guard fails closed: a CLIP request is passed on only when the name Immich asked for is in
+Immich's table and its dimension equals the served model's. While the served dimension is
+unknown, the request reads it first (one /info read shared by concurrent requests), else it
+gets a 503 and Immich retries. Every CLIP answer's length is checked against the name's
+dimension before it is passed back, so a replica that changed model is never served under the
+old dimension, whatever the health loop has seen.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +21,12 @@ import orjson
 from aio_common import protocol as p
 from aio_common.http import ApiError
 from gateway.backends import Backend, BackendReply
-from gateway.clip_models import CLIP_DIMENSIONS, SUGGESTED_NAME, names_with_dimension
+from gateway.clip_models import SUGGESTED_NAME, ClipNames
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+INFO_TIMEOUT = 2.0
 
 
 @dataclass
@@ -25,9 +35,6 @@ class ServedClip:
 
     model: str | None = None
     dimension: int | None = None
-
-    def fitting_names(self) -> list[str]:
-        return names_with_dimension(self.dimension) if self.dimension else []
 
 
 @dataclass
@@ -43,8 +50,12 @@ class Router:
         self.settings = settings
         self.ai = ai
         self.immich = immich
+        self.names = ClipNames(settings.clip_extra_models)
         self.clip = ServedClip()
+        # The AI service's bound on the OCR detector's input (Immich's maxResolution has none).
+        self.max_detection_side: int | None = None
         self.refused_clip_name: str | None = None
+        self._reading_info: asyncio.Task[None] | None = None
 
     def backend_for(self, task: str) -> Backend:
         chosen = {p.CLIP: self.settings.clip_backend, p.OCR: self.settings.ocr_backend}.get(task, "immich")
@@ -57,29 +68,77 @@ class Router:
             parts.setdefault(backend.name, Part(backend, {})).entries[task] = types
         return list(parts.values())
 
-    def guard_clip(self, entries: p.Entries) -> None:
-        """Refuse a CLIP model name whose dimension differs from the served model's."""
-        if p.CLIP not in entries or self.backend_for(p.CLIP) is not self.ai or self.clip.dimension is None:
-            return
+    def fitting_names(self) -> list[str]:
+        return self.names.with_dimension(self.clip.dimension) if self.clip.dimension else []
+
+    async def guard_clip(self, entries: p.Entries) -> int | None:
+        """The dimension every CLIP answer of this request must have (None: no CLIP for the AI
+        service); 422 for a name that is unknown or of another dimension, 503 while the served
+        dimension cannot be learned."""
+        if p.CLIP not in entries or self.backend_for(p.CLIP) is not self.ai:
+            return None
         for config in entries[p.CLIP].values():
-            wanted = CLIP_DIMENSIONS.get(config.modelName)
-            if wanted is not None and wanted != self.clip.dimension:
+            if self.names.dimension(config.modelName) is None:
+                raise ApiError(
+                    422,
+                    f"CLIP model {config.modelName} is not in Immich's model table, so its dimension is unknown. "
+                    f"Choose one of {self._suggestion()} in Immich's smart search settings, or, for a model a "
+                    "newer Immich knows, declare it with CLIP_EXTRA_MODELS=name:dimension.",
+                )
+        served = await self.served_dimension()
+        for config in entries[p.CLIP].values():
+            dimension = self.names.dimension(config.modelName)
+            if dimension != served:
                 self.refused_clip_name = config.modelName
                 raise ApiError(
                     422,
-                    f"CLIP model {config.modelName} has {wanted} dimensions, but the AI service serves "
-                    f"Chinese-CLIP {self.clip.model} with {self.clip.dimension}: choose one of "
-                    f"{', '.join(self.clip.fitting_names())} in Immich's smart search settings.",
+                    f"CLIP model {config.modelName} has {dimension} dimensions, but the AI service serves "
+                    f"Chinese-CLIP {self.clip.model} with {served}: choose one of "
+                    f"{', '.join(self.fitting_names())} in Immich's smart search settings.",
                 )
+        return served
 
-    async def send(self, part: Part, body: bytes, content_type: str) -> BackendReply:
+    def _suggestion(self) -> str:
+        return ", ".join(self.fitting_names()) if self.clip.dimension else "the names /health lists"
+
+    async def served_dimension(self) -> int:
+        """The served dimension, reading /info first when it is unknown."""
+        if self.clip.dimension is None:
+            if self._reading_info is None or self._reading_info.done():
+                self._reading_info = asyncio.ensure_future(self.refresh_clip_info())
+            await asyncio.shield(self._reading_info)
+        if self.clip.dimension is None:
+            errors = "; ".join(f"{r.url}: {r.last_error}" for r in self.ai.replicas if r.last_error)
+            raise ApiError(
+                503,
+                f"{self.ai.name}'s CLIP model is not known ({errors or 'no replica answered /info'}), so the "
+                "dimension of the vectors cannot be checked; try again shortly.",
+            )
+        return self.clip.dimension
+
+    async def send(self, part: Part, body: bytes, content_type: str, dimension: int | None) -> BackendReply:
         try:
-            return await part.backend.post("/predict", content=body, content_type=content_type)
+            reply = await part.backend.post("/predict", content=body, content_type=content_type)
         except ApiError as exc:
             if not (self.settings.ocr_fallback and part.backend is self.ai and set(part.entries) == {p.OCR}):
                 raise
             log.warning("OCR falls back to the stock Immich ML server", extra={"error": exc.message})
-            return await self.immich.post("/predict", content=body, content_type=content_type)
+            reply = await self.immich.post("/predict", content=body, content_type=content_type)
+        if dimension is not None and p.CLIP in part.entries and reply.status == 200:
+            await self._check_length(reply, dimension)
+        return reply
+
+    async def _check_length(self, reply: BackendReply, dimension: int) -> None:
+        """Refuse an answer whose vector is not `dimension` long: the replica serves another model."""
+        embedding = _json(reply, self.ai.name).get(p.CLIP)
+        length = embedding.count(",") + 1 if isinstance(embedding, str) and embedding.strip("[] ") else 0
+        if length != dimension:
+            self.clip = ServedClip()  # learned again, by this request's successors
+            raise ApiError(
+                502,
+                f"{self.ai.name} answered a {length}-dimensional CLIP vector where Immich's model name needs "
+                f"{dimension}: the AI service now serves another model. Nothing was passed on; Immich retries.",
+            )
 
     async def predict(
         self, entries: p.Entries, body: bytes, content_type: str, payload: dict[str, Any]
@@ -89,34 +148,49 @@ class Router:
         `body` is the original request, forwarded untouched when one backend serves everything;
         otherwise each backend gets `payload` (the image or text) with its subset of the entries.
         """
-        self.guard_clip(entries)
+        dimension = await self.guard_clip(entries)
         parts = self.plan(entries)
         if len(parts) == 1:
-            return await self.send(parts[0], body, content_type)
-        replies = await asyncio.gather(*(self.send(part, *p.predict_body(part.entries, **payload)) for part in parts))
+            return await self.send(parts[0], body, content_type, dimension)
+        replies = await asyncio.gather(
+            *(self.send(part, *p.predict_body(part.entries, **payload), dimension) for part in parts)
+        )
         for reply in replies:
             if reply.status >= 400:
                 return reply
-        merged = p.merge_answers([orjson.loads(reply.content) for reply in replies])
+        merged = p.merge_answers([_json(reply, part.backend.name) for reply, part in zip(replies, parts, strict=True)])
         return BackendReply(200, orjson.dumps(merged), "application/json")
 
     async def refresh_clip_info(self) -> None:
         """Read the served CLIP model and dimension from a healthy AI replica's /info."""
         for replica in sorted(self.ai.replicas, key=lambda r: not r.healthy):
             try:
-                clip = (await self.ai.get_json(replica, "/info"))["clip"]
+                info = await self.ai.get_json(replica, "/info", timeout=INFO_TIMEOUT)
+                served = ServedClip(str(info["clip"]["model"]), int(info["clip"]["dimension"]))
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 replica.last_error = f"/info failed: {exc!r}"
                 continue
-            changed = (clip["model"], clip["dimension"]) != (self.clip.model, self.clip.dimension)
-            self.clip = ServedClip(clip["model"], clip["dimension"])
+            changed = served != self.clip
+            self.clip = served
+            self.max_detection_side = info.get("ocr", {}).get("maxDetectionSide")
             if changed:
                 log.warning(
                     "AI service serves Chinese-CLIP %s (%s dimensions): set Immich's CLIP model to %s "
                     "(any of %s fits); other dimensions are refused",
-                    self.clip.model,
-                    self.clip.dimension,
-                    SUGGESTED_NAME.get(self.clip.model or "", "a name of that dimension"),
-                    ", ".join(self.clip.fitting_names()),
+                    served.model,
+                    served.dimension,
+                    SUGGESTED_NAME.get(served.model or "", "a name of that dimension"),
+                    ", ".join(self.fitting_names()),
                 )
             return
+
+
+def _json(reply: BackendReply, backend: str) -> dict[str, Any]:
+    """A backend's 2xx answer as a JSON object; anything else is the backend's fault (502)."""
+    try:
+        answer = orjson.loads(reply.content)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ApiError(502, f"{backend} answered {reply.status} with a body that is not a JSON object.")
+    return answer

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BackendName = Literal["ai", "immich"]
 
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     clip_backend: BackendName = "ai"
     # Send OCR to the stock server when the AI service cannot answer.
     ocr_fallback: bool = False
+    # CLIP model names a later Immich knows and the table here does not: name:dimension,...
+    clip_extra_models: Annotated[dict[str, int], NoDecode] = {}
 
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=300.0, gt=0)
@@ -43,14 +45,20 @@ class Settings(BaseSettings):
     # index first (so a photo OCR'd a moment ago is found), parallel asset look-ups per search.
     sync_interval: float = Field(default=10.0, gt=0)
     sync_batch_size: int = Field(default=1000, ge=1)
-    search_catchup_limit: int = Field(default=1000, ge=0)
+    search_catchup_limit: int = Field(default=1000, ge=1)
     asset_fetch_concurrency: int = Field(default=16, ge=1)
+    # Seconds between full comparisons of the index with Immich's visible OCR text (crops).
+    index_reconcile_interval: float = Field(default=600.0, gt=0)
+    # auto: zhparser when the database has it, else jieba; or force one.
+    ocr_tokenizer: Literal["auto", "zhparser", "jieba"] = "auto"
     # Plain smart searches: Immich's CLIP ranking fused with the OCR ranking (reciprocal rank
     # fusion: weight / (k + rank) summed over both lists).
     hybrid_search: bool = True
     hybrid_rrf_k: float = Field(default=60.0, gt=0)
     hybrid_clip_weight: float = Field(default=1.0, ge=0)
     hybrid_ocr_weight: float = Field(default=1.0, ge=0)
+    # Mixed ranking covers this many results; deeper pages are refused (use clip: or ocr:).
+    hybrid_max_depth: int = Field(default=2000, ge=1)
     # Re-processing: an Immich admin's API key (to start Immich's jobs) and the tag that asks for it.
     immich_admin_api_key: str = ""
     reprocess_tag: str = "AI/Reprocess"
@@ -61,6 +69,21 @@ class Settings(BaseSettings):
     db_username: str = "postgres"
     db_password: str = "postgres"
     db_database_name: str = "immich"
+    # Seconds a query on the request path may take before the database counts as down.
+    db_query_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("clip_extra_models", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, _, dimension = item.rpartition(":")
+            if not name or not dimension.isdigit():
+                raise ValueError(f"CLIP_EXTRA_MODELS takes name:dimension pairs, not {item!r}")
+            pairs[name] = int(dimension)
+        return pairs
 
     @property
     def ai_urls(self) -> list[str]:

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from aio_common.http import BodyLimitMiddleware, error_body, install_error_handler
+from aio_common.http import BodyLimitMiddleware, error_body, install_error_handlers
 from mt_photos_ai.api import immich, mtphotos
 from mt_photos_ai.api.deps import require_key, runtime_of
 from mt_photos_ai.engines.clip import ClipEngine, ClipUnavailable, model_facts
-from mt_photos_ai.engines.ocr import OcrEngine
+from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE, OcrEngine
 from mt_photos_ai.runtime import ModelSlot, Runtime
 from mt_photos_ai.settings import Settings
 
@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 
 NAME = "mt-photos-ai: Chinese OCR (RapidOCR) and Chinese-CLIP for Immich and MT Photos"
 MT_PHOTOS_PATHS = {route.path for route in mtphotos.router.routes}  # type: ignore[attr-defined]
+
+
+def error_shape(path: str, message: str) -> dict[str, Any]:
+    """MT Photos reads `msg` and expects `result`; Immich reads `detail`."""
+    if path in MT_PHOTOS_PATHS:
+        return {"result": [], "msg": message, **error_body(message)}
+    return error_body(message)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -61,15 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mt-photos-ai", lifespan=lifespan)
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
-
-    def shape(request: Request, message: str) -> dict[str, Any]:
-        # MT Photos reads `msg` and expects `result`; Immich reads `detail`.
-        if request.url.path in MT_PHOTOS_PATHS:
-            return {"result": [], "msg": message, **error_body(message)}
-        return error_body(message)
-
-    install_error_handler(app, shape)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, shape=error_shape)
+    install_error_handlers(app, error_shape)
 
     @app.get("/", response_model=None)
     async def root(request: Request) -> HTMLResponse | dict[str, str]:
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "error": clip.error,
             },
             "ocr": {
+                "maxDetectionSide": MAX_DETECTION_SIDE,
                 "models": ocr_engine.models if ocr_engine else None,
                 "providers": ocr_engine.providers if ocr_engine else None,
                 "loaded": ocr_engine is not None,

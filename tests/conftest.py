@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,52 @@ import pytest
 
 # cn-clip's hub download must fail at once here (no internet), through its real code path.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RELEASES = ["2.2", "3.2"]
+
+
+def _zhparser_installed() -> bool:
+    """Whether the local PostgreSQL server has the zhparser extension (.ci/run builds it)."""
+    try:
+        found = subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-tAc",
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return found.stdout.strip() == "1"
+
+
+ZHPARSER = pytest.param(
+    "zhparser",
+    marks=pytest.mark.skipif(
+        not _zhparser_installed(),
+        reason="zhparser is not installed in the local PostgreSQL (.ci/run builds it from ../shared/vendor/zhparser)",
+    ),
+)
+
+
+@pytest.fixture(params=RELEASES)
+def release(request: pytest.FixtureRequest) -> str:
+    """The Immich release whose tables and API the test runs against."""
+    return str(request.param)
+
+
+@pytest.fixture(params=[ZHPARSER, "jieba"])
+def tokenizer(request: pytest.FixtureRequest) -> str:
+    """The tokenizer the OCR index is built with (OCR_TOKENIZER)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +86,7 @@ def ai_settings(clip_root: Path):
 def ai_url(ai_settings) -> Iterator[str]:
     """The real AI service (RapidOCR + cn-clip RN50) on a real uvicorn server."""
     from mt_photos_ai.app import create_app
-    from tests.helpers import serve
+    from testing.servers import serve
 
     with serve(create_app(ai_settings.model_copy(update={"preload": ["ocr", "clip"]}))) as url:
         yield url

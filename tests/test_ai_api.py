@@ -8,7 +8,9 @@ import orjson
 import pytest
 from PIL import Image
 
-from tests.helpers import OCR_ENTRIES, clip_entries, encode, immich_request, serve, text_image
+from testing.images import encode, text_image
+from testing.ml import OCR_ENTRIES, clip_entries, immich_request
+from testing.servers import serve
 
 KEY = {"api-key": "mt_photos_ai_extra"}
 LINES = ["增值税电子普通发票", "Hello World 2024"]
@@ -66,6 +68,24 @@ def test_clip_visual_and_textual(client):
     assert set(textual) == {"clip"} and len(orjson.loads(textual["clip"])) == 1024
 
 
+def test_ocr_options_of_newer_immich_releases(client):
+    """2.3+: any maxResolution >= 1 (clamped by the engine) and language-prefixed model names."""
+    lines = ["增值税发票"]
+    image = text_image(lines, size=(400, 120), font_size=40).data
+    for model, resolution in (("CH__PP-OCRv5_server", 10_000), ("LATIN__PP-OCRv5_mobile", 736), ("x", 1)):
+        entries = {
+            "ocr": {
+                "detection": {"modelName": model, "options": {"minScore": 0.5, "maxResolution": resolution}},
+                "recognition": {"modelName": model, "options": {"minScore": 0.8}},
+            }
+        }
+        response = predict(client, entries, image=image)
+        assert response.status_code == 200, response.text
+        if resolution > 1:  # at 1 px the detector sees a 32 px image: whatever it finds is fine
+            assert response.json()["ocr"]["text"] == lines
+    assert client.get("/info", headers=KEY).json()["ocr"]["maxDetectionSide"] == 4096
+
+
 def test_several_tasks_in_one_request(client):
     entries = {**OCR_ENTRIES, **clip_entries("visual")}
     body = predict(client, entries, image=text_image(LINES).data).json()
@@ -121,9 +141,9 @@ def test_bad_entries(client):
     bad(predict(client, {}, image=image), 422, "no task")
     bad(predict(client, {"clip": {"sideways": {"modelName": "x"}}}, image=image), 422, "sideways")
     bad(predict(client, {"ocr": {"recognition": {"modelName": "x"}}}, image=image), 400, "detection")
-    detection = {"minScore": 2, "maxResolution": 736}
-    entries = {"ocr": {**OCR_ENTRIES["ocr"], "detection": {"modelName": "x", "options": detection}}}
-    bad(predict(client, entries, image=image), 422, "minScore")
+    for detection, named in (({"minScore": 2}, "minScore"), ({"maxResolution": 0}, "maxResolution")):
+        entries = {"ocr": {**OCR_ENTRIES["ocr"], "detection": {"modelName": "x", "options": detection}}}
+        bad(predict(client, entries, image=image), 422, named)
     response = client.post("/predict", headers=KEY, files={"image": ("blob", image)})
     bad(response, 422, "entries")
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mt_photos_ai.engines.clip import ClipEngine, ClipUnavailable, create_random_checkpoint, model_facts
 from mt_photos_ai.images import decode_image
-from tests.helpers import encode
+from testing.images import encode
 
 
 def picture(color: tuple[int, int, int], size=(640, 480)) -> Image.Image:

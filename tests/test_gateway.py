@@ -15,8 +15,10 @@ import pytest
 from aio_common.protocol import predict_body
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import FACE_ENTRIES, OCR_ENTRIES, clip_entries, free_port, immich_request, serve, text_image
-from tests.standins import Behaviour, fake_ai, stock_immich_ml
+from testing.images import text_image
+from testing.ml import FACE_ENTRIES, OCR_ENTRIES, clip_entries, immich_request
+from testing.servers import free_port, serve
+from testing.standins import Behaviour, fake_ai, stock_immich_ml
 
 LINES = ["增值税电子普通发票", "Hello World 2024"]
 
@@ -26,8 +28,8 @@ def gateway(**settings):
     values = {"health_interval": 0.2, "read_timeout": 5.0, "connect_timeout": 1.0, **settings}
     with serve(create_app(Settings(**values))) as url, httpx.Client(base_url=url, timeout=30) as client:
         deadline = time.monotonic() + 5
-        # Wait for the first health round (and the AI service's /info) to finish.
-        while time.monotonic() < deadline and client.get("/health").json()["clip"]["dimension"] is None:
+        # Wait for the first round of backend checks (and the AI service's /info) to finish.
+        while time.monotonic() < deadline and not client.get("/health").json()["loops"]["backends"]["lastSuccess"]:
             time.sleep(0.05)
         yield client
 
@@ -54,7 +56,7 @@ def test_ping_root_and_health_need_no_backend():
         assert "message" in client.get("/").json()
         health = client.get("/health").json()
         assert health["backends"]["mt-photos-ai"]["healthy"] is False
-        assert "ping failed" in health["backends"]["mt-photos-ai"]["replicas"][0]["lastError"]
+        assert "failed" in health["backends"]["mt-photos-ai"]["replicas"][0]["lastError"]
 
 
 def test_ocr_and_clip_end_to_end_through_the_real_ai_service(ai_url):
@@ -106,13 +108,60 @@ def test_a_part_that_fails_fails_the_whole_request():
 
 def test_dimension_guard_names_the_names_that_fit():
     with standin(fake_ai) as (ai_url, ai), gateway(mt_photos_api=ai_url, immich_api=dead_url()) as client:
+        siglip2 = predict(client, clip_entries("textual", "ViT-B-16-SigLIP2__webli"), text="猫")
         refused = predict(client, clip_entries("textual", "ViT-L-14__openai"), text="猫")
         accepted = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+        prefixed = predict(client, clip_entries("textual", "immich-app/ViT-B-16__openai"), text="猫")
         health = client.get("/health").json()["clip"]
     assert refused.status_code == 422
     assert "ViT-B-16__openai" in refused.json()["detail"] and "768" in refused.json()["detail"]
-    assert accepted.status_code == 200 and len(ai.received) == 1
+    assert siglip2.status_code == 422 and "768" in siglip2.json()["detail"]
+    assert accepted.status_code == 200 and prefixed.status_code == 200 and len(ai.received) == 2
     assert "ViT-L-14__openai" in health["warning"]
+
+
+def test_a_name_not_in_immichs_table_is_refused_unless_declared():
+    entries = clip_entries("textual", "ViT-Future-99__webli")
+    with standin(fake_ai) as (ai_url, ai):
+        with gateway(mt_photos_api=ai_url, immich_api=dead_url()) as client:
+            unknown = predict(client, entries, text="猫")
+        with gateway(
+            mt_photos_api=ai_url, immich_api=dead_url(), clip_extra_models="ViT-Future-99__webli:512"
+        ) as client:
+            declared = predict(client, entries, text="猫")
+    assert unknown.status_code == 422
+    assert "CLIP_EXTRA_MODELS" in unknown.json()["detail"] and "ViT-B-16__openai" in unknown.json()["detail"]
+    assert declared.status_code == 200 and len(ai.received) == 1
+
+
+def test_the_first_request_after_the_ai_service_starts_is_guarded():
+    """A gateway started before its AI service: the first CLIP request, arriving the moment the
+    AI service answers, is checked against the served dimension (read then, not 10 s later)."""
+    port = free_port()
+    settings = {"mt_photos_api": f"http://127.0.0.1:{port}", "immich_api": dead_url(), "health_interval": 60}
+    with serve(create_app(Settings(**settings))) as url, httpx.Client(base_url=url, timeout=30) as client:
+        not_yet = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+        with serve(fake_ai(Behaviour()), port=port):
+            wrong = predict(client, clip_entries("textual", "ViT-L-14__openai"), text="猫")
+            right = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+    assert not_yet.status_code == 503 and "cannot be checked" in not_yet.json()["detail"]
+    assert wrong.status_code == 422 and "768" in wrong.json()["detail"]
+    assert right.status_code == 200 and len(orjson.loads(right.json()["clip"])) == 512
+
+
+def test_a_replica_restarted_with_another_model_is_never_served_under_the_old_dimension():
+    behaviour = Behaviour()
+    with standin(fake_ai, behaviour) as (ai_url, _):
+        with gateway(mt_photos_api=ai_url, immich_api=dead_url(), health_interval=60) as client:
+            before = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+            behaviour.dimension, behaviour.model = 768, "ViT-L-14"  # restarted with CLIP_MODEL=ViT-L-14
+            stale = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+            after = predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
+            now_fits = predict(client, clip_entries("textual", "ViT-L-14__openai"), text="猫")
+    assert before.status_code == 200 and len(orjson.loads(before.json()["clip"])) == 512
+    assert stale.status_code == 502 and "768-dimensional" in stale.json()["detail"]
+    assert after.status_code == 422 and "ViT-L-14__openai" in after.json()["detail"]
+    assert now_fits.status_code == 200 and len(orjson.loads(now_fits.json()["clip"])) == 768
 
 
 def test_clip_never_falls_back_but_ocr_may():
@@ -184,7 +233,8 @@ def test_failure_statuses():
     entries = clip_entries("textual", "ViT-B-16__openai")
     with gateway(mt_photos_api=dead_url(), immich_api=dead_url()) as client:
         refused = predict(client, entries, **text)
-        assert refused.status_code == 503 and "cannot be reached" in refused.json()["detail"]
+        assert refused.status_code == 503 and "mt-photos-ai" in refused.json()["detail"]
+        assert "Connect call failed" in refused.json()["detail"]
     with standin(fake_ai, Behaviour(delay=3)) as (url, _), gateway(mt_photos_api=url, read_timeout=0.5) as client:
         started = time.monotonic()
         slow = predict(client, entries, **text)
@@ -238,8 +288,42 @@ def test_asset_id_requests_pass_to_the_stock_server():
 
 
 @pytest.mark.parametrize("path", ["/ping", "/health"])
-def test_fast_routes_do_not_wait_on_a_slow_backend(path):
-    with standin(fake_ai, Behaviour(delay=2)) as (url, _), gateway(mt_photos_api=url) as client:
-        started = time.monotonic()
-        assert client.get(path).status_code == 200
-        assert time.monotonic() - started < 1.0
+async def test_fast_routes_do_not_wait_on_a_slow_backend(path):
+    with standin(fake_ai, Behaviour(delay=3)) as (url, ai), gateway(mt_photos_api=url) as client:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as http:
+            slow = asyncio.create_task(http.post("/predict", **immich_request(OCR_ENTRIES, image=b"x")))
+            for _ in range(250):  # until the slow request is in flight
+                if ai.received:
+                    break
+                await asyncio.sleep(0.02)
+            started = time.monotonic()
+            assert (await http.get(path)).status_code == 200
+            assert time.monotonic() - started < 1.0
+            assert not slow.done()
+            await slow
+
+
+def test_a_backend_answering_garbage_is_a_502_naming_it():
+    entries = {**clip_entries("visual", "ViT-B-16__openai"), **FACE_ENTRIES}
+    with standin(stock_immich_ml, Behaviour(raw_answer=b"<html>oops</html>")) as (immich_url, _):
+        with standin(fake_ai) as (ai_url, _), gateway(mt_photos_api=ai_url, immich_api=immich_url) as client:
+            response = predict(client, entries, image=text_image(LINES).data)
+    assert response.status_code == 502 and response.headers["content-type"] == "application/json"
+    assert "immich-ml" in response.json()["detail"] and "not a JSON object" in response.json()["detail"]
+
+
+def test_health_details_only_for_local_callers_or_with_the_key():
+    app = create_app(Settings(mt_photos_api=dead_url(), immich_api=dead_url(), mt_photos_api_key="secret"))
+    with serve(app) as url:
+        local = httpx.get(f"{url}/health").json()
+    assert "loops" in local and local["backends"]["mt-photos-ai"]["replicas"]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))  # a caller from elsewhere
+
+    async def remote(headers: dict[str, str]) -> dict:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+            return (await c.get("/health", headers=headers)).json()
+
+    up_or_down = asyncio.run(remote({}))
+    assert set(up_or_down) == {"backends", "ocrSearch"} and set(up_or_down["backends"]) == {"mt-photos-ai", "immich-ml"}
+    assert all(isinstance(v, bool) for v in [*up_or_down["backends"].values(), up_or_down["ocrSearch"]])
+    assert "loops" in asyncio.run(remote({"api-key": "secret"}))

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from mt_photos_ai.engines.ocr import OcrOptions, reading_order
-from tests.helpers import text_image
+from testing.images import text_image
 
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区咖啡店"]
 
@@ -80,7 +80,7 @@ def test_max_resolution_sets_the_detection_size(ocr_engine, monkeypatch):
 
 
 def test_tiny_and_blank_images_give_nothing(ocr_engine):
-    from tests.helpers import encode
+    from testing.images import encode
 
     assert read(ocr_engine, encode(Image.new("RGB", (31, 400), "white"))).texts == []
     assert read(ocr_engine, encode(Image.new("RGB", (800, 600), "white"))).texts == []

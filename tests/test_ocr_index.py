@@ -1,150 +1,260 @@
-"""The OCR word index on a real PostgreSQL: words, ranking, sync, deletion, hostile text."""
+"""The OCR word index on a real PostgreSQL, for each Immich release's tables and each tokenizer:
+words, compounds, boundaries, ranking, filters, folding, sync, visibility, deletion, hostile text."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-import asyncpg
 import pytest
 
-from gateway.search.index import MIGRATIONS, OcrIndex
-from gateway.search.schemas import SmartSearch
-from tests.immich_db import ImmichRows, scratch_database
+from gateway import aio_schema
+from gateway.immich.db import Database
+from gateway.immich.dto import SmartSearch
+from gateway.immich.facts import Version
+from gateway.search.index import OcrIndex
+from gateway.search.tokenize import FOLDING, ZHPARSER_SETTINGS
+from testing.immich_db import RELEASES, ImmichRows, scratch_database
 
 ALICE = str(uuid.uuid4())
 BOB = str(uuid.uuid4())
 
 
+@dataclass
+class Ctx:
+    index: OcrIndex
+    rows: ImmichRows
+    db: Database
+
+    @property
+    def pool(self):
+        assert self.db.pool is not None
+        return self.db.pool
+
+    async def sync(self) -> int:
+        assert self.db.facts is not None
+        return await self.index.sync(self.pool, self.db.facts)
+
+    async def find(self, words: str, user: str = ALICE, **dto: Any) -> list[str]:
+        assert self.db.facts is not None
+        query = await self.index.tsquery(self.pool, words)
+        if not query:
+            return []
+        return await self.index.search(self.pool, self.db.facts, query, SmartSearch(query=words, **dto), user, 100, 0)
+
+
+def database_for(name: str, release: str) -> Database:
+    async def version() -> Version:
+        return Version(*map(int, RELEASES[release].split(".")))
+
+    return Database(
+        host="127.0.0.1",
+        port=5432,
+        user="postgres",
+        password="",
+        database=name,
+        connect_timeout=5,
+        query_timeout=10,
+        server_version=version,
+        server_settings=ZHPARSER_SETTINGS,
+    )
+
+
 @pytest.fixture
-async def db():
-    async with scratch_database() as name:
-        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=4)
-        index = OcrIndex(pool, batch_size=3)
-        await index.migrate()
-        yield index, ImmichRows(pool)
-        await pool.close()
+async def ctx(release, tokenizer):
+    async with scratch_database(release) as name:
+        db = database_for(name, release)
+        await db.ensure()
+        index = OcrIndex(batch_size=3, tokenizer=tokenizer)
+        assert db.pool is not None
+        await index.prepare(db.pool)
+        yield Ctx(index, ImmichRows(db.pool, release), db)
+        await db.close()
 
 
-async def find(index: OcrIndex, words: str, user: str = ALICE, **filters) -> list[str]:
-    query = await index.tsquery(words)
-    if not query:
-        return []
-    return await index.search(query, user, SmartSearch(query=words, **filters).filters(), 100, 0)
+async def test_finds_chinese_words_english_and_mixed_lines(ctx):
+    invoice = await ctx.rows.asset(ALICE, ["增值税电子普通发票", "购买方名称 北京某某科技有限公司"])
+    receipt = await ctx.rows.asset(ALICE, ["收据 Receipt", "Coffee 咖啡 ¥28"])
+    await ctx.rows.asset(ALICE, ["今天天气很好"])
+    assert await ctx.sync() == 3
+    assert await ctx.find("发票") == [invoice]
+    assert await ctx.find("coffee") == [receipt]
+    assert await ctx.find("Receipt 咖啡") == [receipt]
+    assert await ctx.find("科技") == [invoice]
+    assert await ctx.find("火车票") == []
 
 
-async def test_finds_chinese_words_english_and_mixed_lines(db):
-    index, rows = db
-    invoice = await rows.asset(ALICE, ["增值税电子普通发票", "购买方名称 北京某某科技有限公司"])
-    receipt = await rows.asset(ALICE, ["收据 Receipt", "Coffee 咖啡 ¥28"])
-    await rows.asset(ALICE, ["今天天气很好"])
-    assert await index.sync() == 3
-    assert await find(index, "发票") == [invoice]
-    assert await find(index, "coffee") == [receipt]
-    assert await find(index, "Receipt 咖啡") == [receipt]
-    assert await find(index, "科技有限公司") == [invoice]
-    assert await find(index, "火车票") == []
+async def test_a_compounds_parts_are_found(ctx):
+    shop = await ctx.rows.asset(ALICE, ["奶茶店"])
+    bridge = await ctx.rows.asset(ALICE, ["长江大桥"])
+    await ctx.sync()
+    assert await ctx.find("奶茶") == [shop]
+    assert await ctx.find("奶茶店") == [shop]
+    assert await ctx.find("长江") == [bridge]
 
 
-async def test_more_mentions_rank_higher_and_all_words_must_match(db):
-    index, rows = db
-    once = await rows.asset(ALICE, ["发票"])
-    thrice = await rows.asset(ALICE, ["发票 发票", "发票"])
-    both = await rows.asset(ALICE, ["电子 发票"])
-    joined = await rows.asset(ALICE, ["电子发票"])
-    await rows.asset(ALICE, ["电子 产品"])
-    await index.sync()
-    hits = await find(index, "发票")
-    assert hits[0] == thrice and set(hits) == {once, thrice, both, joined}
-    assert set(await find(index, "电子发票")) == {both, joined}
+@pytest.mark.parametrize(
+    ("query", "text", "word"),
+    [
+        ("研究生", "研究生命起源", "研究生招生简章"),
+        ("和尚", "结婚的和尚未结婚的", "寺庙里的和尚"),
+        ("市长", "南京市长江大桥", "北京市长发表讲话"),
+    ],
+)
+async def test_characters_that_straddle_two_words_do_not_match(ctx, query, text, word):
+    straddling = await ctx.rows.asset(ALICE, [text])
+    real = await ctx.rows.asset(ALICE, [word])
+    await ctx.sync()
+    hits = await ctx.find(query)
+    assert straddling not in hits and real in hits
 
 
-async def test_newest_first_between_equal_ranks(db):
-    from datetime import datetime, timedelta, timezone
+async def test_more_mentions_rank_higher_and_all_words_must_match(ctx):
+    once = await ctx.rows.asset(ALICE, ["发票"])
+    thrice = await ctx.rows.asset(ALICE, ["发票 发票", "发票"])
+    both = await ctx.rows.asset(ALICE, ["电子 发票"])
+    await ctx.rows.asset(ALICE, ["电子 产品"])
+    await ctx.sync()
+    hits = await ctx.find("发票")
+    assert hits[0] == thrice and set(hits) == {once, thrice, both}
+    assert await ctx.find("电子 发票") == [both]
 
-    index, rows = db
+
+async def test_newest_first_between_equal_ranks(ctx):
     now = datetime.now(timezone.utc)
-    old = await rows.asset(ALICE, ["发票"], taken=now - timedelta(days=30))
-    new = await rows.asset(ALICE, ["发票"], taken=now)
-    await index.sync()
-    assert await find(index, "发票") == [new, old]
+    old = await ctx.rows.asset(ALICE, ["发票"], taken=now - timedelta(days=30))
+    new = await ctx.rows.asset(ALICE, ["发票"], taken=now)
+    await ctx.sync()
+    assert await ctx.find("发票") == [new, old]
 
 
-async def test_owners_partners_trash_and_visibility(db):
-    index, rows = db
-    mine = await rows.asset(ALICE, ["发票 mine"])
-    bobs = await rows.asset(BOB, ["发票 bobs"])
+async def test_script_and_width_do_not_matter(ctx):
+    traditional = await ctx.rows.asset(ALICE, ["統一發票", "停車場"])
+    wide = await ctx.rows.asset(ALICE, ["ＩＮＶＯＩＣＥ Ｎｏ．１２３"])
+    await ctx.sync()
+    assert await ctx.find("发票") == [traditional]
+    assert await ctx.find("停车场") == [traditional]
+    assert await ctx.find("發票") == [traditional]
+    assert await ctx.find("invoice") == [wide]
+    assert await ctx.find("123") == [wide]
+
+
+async def test_owners_partners_trash_and_each_releases_default_visibility(ctx, release):
+    mine = await ctx.rows.asset(ALICE, ["发票 mine"])
+    bobs = await ctx.rows.asset(BOB, ["发票 bobs"])
     carols_partner = str(uuid.uuid4())
-    carols = await rows.asset(carols_partner, ["发票 carols"])
-    await rows.partner(BOB, ALICE, in_timeline=True)
-    await rows.partner(carols_partner, ALICE, in_timeline=False)
-    trashed = await rows.asset(ALICE, ["发票 trashed"], deleted=True)
-    archived = await rows.asset(ALICE, ["发票 archived"], visibility="archive")
-    hidden = await rows.asset(ALICE, ["发票 hidden"], visibility="hidden")
-    locked = await rows.asset(ALICE, ["发票 locked"], visibility="locked")
-    video = await rows.asset(ALICE, ["发票 video"], type="VIDEO", favorite=True)
-    await index.sync()
-    assert set(await find(index, "发票")) == {mine, bobs, archived, video}
-    assert carols not in await find(index, "发票") and hidden not in await find(index, "发票")
-    assert set(await find(index, "发票", withDeleted=True)) == {mine, bobs, archived, video, trashed}
-    assert await find(index, "发票", visibility="archive") == [archived]
-    assert await find(index, "发票", visibility="locked") == [locked]
-    assert await find(index, "发票", type="VIDEO") == [video]
-    assert await find(index, "发票", isFavorite=True) == [video]
-    assert await find(index, "发票", user=BOB) == [bobs]
+    carols = await ctx.rows.asset(carols_partner, ["发票 carols"])
+    await ctx.rows.partner(BOB, ALICE, in_timeline=True)
+    await ctx.rows.partner(carols_partner, ALICE, in_timeline=False)
+    trashed = await ctx.rows.asset(ALICE, ["发票 trashed"], deleted=True)
+    archived = await ctx.rows.asset(ALICE, ["发票 archived"], visibility="archive")
+    hidden = await ctx.rows.asset(ALICE, ["发票 hidden"], visibility="hidden")
+    locked = await ctx.rows.asset(ALICE, ["发票 locked"], visibility="locked")
+    bobs_locked = await ctx.rows.asset(BOB, ["发票 bobs locked"], visibility="locked")
+    video = await ctx.rows.asset(ALICE, ["发票 video"], type="VIDEO", favorite=True)
+    await ctx.sync()
+    found = set(await ctx.find("发票"))
+    # 2.x searches the timeline by default; 3.x everything but locked.
+    default = {mine, bobs, video} | ({archived, hidden} if release == "3.2" else set())
+    assert found == default and carols not in found
+    assert set(await ctx.find("发票", withDeleted=True)) == default | {trashed}
+    assert await ctx.find("发票", visibility="archive") == [archived]
+    # 3.0.3+: a locked search covers only the caller's own assets.
+    assert set(await ctx.find("发票", visibility="locked")) == ({locked} if release == "3.2" else {locked, bobs_locked})
+    assert await ctx.find("发票", type="VIDEO") == [video]
+    assert await ctx.find("发票", isFavorite=True) == [video]
+    assert await ctx.find("发票", user=BOB) == [bobs]
 
 
-async def test_re_ocr_replaces_cleared_results_and_deleted_assets_vanish(db):
-    index, rows = db
-    asset = await rows.asset(ALICE, ["发票"])
-    gone = await rows.asset(ALICE, ["发票 gone"])
-    await index.sync()
-    await rows.ocr(asset, ["咖啡"])
-    assert await index.catch_up(100) == 1
-    assert await find(index, "发票") == [gone]
-    assert await find(index, "咖啡") == [asset]
-    await rows.delete(gone)
-    assert await find(index, "发票") == []
-    await rows.clear_ocr(asset)
-    await index.sync()
-    assert await find(index, "咖啡") == []
-    assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
+async def test_the_filter_tree_of_immich_3_2(ctx, release):
+    now = datetime.now(timezone.utc)
+    old = await ctx.rows.asset(ALICE, ["发票 old"], taken=now - timedelta(days=400))
+    new = await ctx.rows.asset(ALICE, ["发票 new"], taken=now)
+    video = await ctx.rows.asset(ALICE, ["发票 video"], type="VIDEO")
+    archived = await ctx.rows.asset(
+        ALICE, ["发票 archived"], visibility="archive", favorite=True, taken=now - timedelta(days=800)
+    )
+    trashed = await ctx.rows.asset(ALICE, ["发票 trashed"], deleted=True)
+    await ctx.sync()
+    by_default = {archived} if release == "3.2" else set()  # 3.x's default visibility includes archive
+    year_ago = (now - timedelta(days=365)).isoformat()
+    assert set(await ctx.find("发票", filter={"takenAt": {"gte": year_ago}})) == {new, video}
+    assert await ctx.find("发票", filter={"type": {"eq": "VIDEO"}}) == [video]
+    assert set(await ctx.find("发票", filter={"type": {"notIn": ["VIDEO"]}})) == {old, new} | by_default
+    assert await ctx.find("发票", filter={"visibility": {"in": ["archive"]}}) == [archived]
+    assert await ctx.find("发票", filter={"isFavorite": {"eq": True}, "visibility": {"ne": "locked"}}) == [archived]
+    assert await ctx.find("发票", filter={"trashedAt": {"ne": None}}) == [trashed]
+    assert await ctx.find("发票", filter={"id": {"eq": old}}) == [old]
+    either = {"or": [{"type": {"eq": "VIDEO"}}, {"takenAt": {"lt": year_ago}}]}
+    assert set(await ctx.find("发票", filter=either)) == {video, old} | by_default
+    # The flat fields and the tree both hold.
+    assert set(await ctx.find("发票", type="IMAGE", filter=either)) == {old} | by_default
+    assert await ctx.find("发票", filter={"createdAt": {"lt": (now - timedelta(days=1)).isoformat()}}) == []
 
 
-async def test_sync_is_idempotent_and_repairs_a_crash(db, monkeypatch):
-    index, rows = db
-    assets = [await rows.asset(ALICE, [f"发票 第{i}张"]) for i in range(8)]
+async def test_re_ocr_replaces_the_text_and_deleted_assets_vanish(ctx):
+    asset = await ctx.rows.asset(ALICE, ["发票"])
+    gone = await ctx.rows.asset(ALICE, ["发票 gone"])
+    await ctx.sync()
+    await ctx.rows.ocr(asset, ["咖啡"])
+    assert await ctx.index.catch_up(ctx.pool, ctx.db.facts, 100) == 1
+    assert await ctx.find("发票") == [gone]
+    assert await ctx.find("咖啡") == [asset]
+    await ctx.rows.delete(gone)
+    assert await ctx.find("发票") == []
+    assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
+
+
+async def test_text_a_crop_hid_is_not_found(ctx, release):
+    if release < "2.5":
+        pytest.skip("asset_ocr.isVisible exists from Immich 2.5: a 2.2 crop hides no text")
+    sign = await ctx.rows.asset(ALICE, ["咖啡", "发票"])
+    await ctx.sync()
+    await ctx.rows.crop_out(sign, ["发票"])  # no change feed marks a crop: the reconcile finds it
+    assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 1
+    assert await ctx.find("发票") == [] and await ctx.find("咖啡") == [sign]
+    assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 0
+
+
+async def test_sync_is_idempotent_and_repairs_a_crash(ctx, monkeypatch):
+    assets = [await ctx.rows.asset(ALICE, [f"发票 第{i}张"]) for i in range(8)]
     calls = 0
-    real = index._sync_batch
+    real = ctx.index._apply
 
-    async def crash_after_first_batch(*args, **kwargs):
+    async def crash_in_the_second_batch(*args, **kwargs):
         nonlocal calls
         calls += 1
         if calls == 2:
             raise ConnectionResetError("killed mid-sync")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(index, "_sync_batch", crash_after_first_batch)
+    monkeypatch.setattr(ctx.index, "_apply", crash_in_the_second_batch)
     with pytest.raises(ConnectionResetError):
-        await index.sync()
-    assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 3
+        await ctx.sync()
+    assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 3
     monkeypatch.undo()
-    assert await index.sync() == 5
-    assert await index.sync() == 0
-    assert set(await find(index, "发票")) == set(assets)
+    assert await ctx.sync() == 5
+    assert await ctx.sync() == 0
+    assert set(await ctx.find("发票")) == set(assets)
 
 
-async def test_migration_is_idempotent_and_records_the_tokenizer(db):
-    index, rows = db
-    await rows.asset(ALICE, ["发票"])
-    await index.sync()
-    await index.migrate()
-    meta = dict(await index.pool.fetch("SELECT key, value FROM aio.meta"))
-    assert meta == {"schema_version": str(len(MIGRATIONS)), "tokenizer": "jieba"}
-    assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
-    await index.pool.execute("UPDATE aio.meta SET value = 'zhparser' WHERE key = 'tokenizer'")
-    await index.migrate()  # another tokenizer built it: rebuilt from scratch
-    assert await index.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
-    assert await index.sync() == 1
+async def test_switching_the_tokenizer_rebuilds_the_index(ctx, tokenizer):
+    await ctx.rows.asset(ALICE, ["发票"])
+    await ctx.sync()
+    meta = dict(await ctx.pool.fetch("SELECT key, value FROM aio.meta WHERE key IN ('tokenizer', 'folding')"))
+    assert meta == {"tokenizer": tokenizer, "folding": FOLDING}
+    await ctx.index.prepare(ctx.pool)  # built the same way: kept
+    assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
+    other = "jieba" if tokenizer == "zhparser" else "zhparser"
+    await aio_schema.set_meta(ctx.pool, "tokenizer", other)
+    await ctx.index.prepare(ctx.pool)  # another tokenizer built it: rebuilt from scratch
+    assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
+    assert await ctx.sync() == 1 and len(await ctx.find("发票")) == 1
+    await aio_schema.set_meta(ctx.pool, "folding", "none")
+    await ctx.index.prepare(ctx.pool)  # another folding: rebuilt too
+    assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
 
 
 @pytest.mark.parametrize(
@@ -161,10 +271,9 @@ async def test_migration_is_idempotent_and_records_the_tokenizer(db):
         "   ",
     ],
 )
-async def test_any_text_is_safe(db, text):
-    index, rows = db
-    invoice = await rows.asset(ALICE, ["发票"])
-    await index.sync()
-    hits = await find(index, text)
+async def test_any_text_is_safe(ctx, text):
+    invoice = await ctx.rows.asset(ALICE, ["发票"])
+    await ctx.sync()
+    hits = await ctx.find(text)
     assert hits == ([invoice] if "发票" in text else [])
-    assert await index.pool.fetchval("SELECT count(*) FROM asset") == 1
+    assert await ctx.pool.fetchval("SELECT count(*) FROM asset") == 1

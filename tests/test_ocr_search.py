@@ -1,9 +1,15 @@
-"""`ocr:` search through the gateway over real HTTP, with a real PostgreSQL and a stand-in Immich."""
+"""`ocr:` and mixed search through the gateway over real HTTP, with a real PostgreSQL holding each
+Immich release's tables, each tokenizer, and a stand-in Immich API of that release."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import orjson
@@ -11,22 +17,21 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import free_port, serve
-from tests.immich_db import ImmichRows, immich_world
-from tests.standins import ImmichServer
+from testing.immich_db import World, immich_world
+from testing.servers import free_port, serve
 
 ALICE, BOB, EVE = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
+SDK = Path(__file__).parent / "sdk"
 
 
 @pytest.fixture
-async def world():
-    async with immich_world(KEYS) as world:
+async def world(release):
+    async with immich_world(release, KEYS) as world:
         yield world
 
 
-@contextlib.asynccontextmanager
-async def gateway(database: str | None, immich_url: str, **settings):
+def settings_for(database: str | None, immich_url: str, **settings) -> Settings:
     values = {
         "db_hostname": "127.0.0.1",
         "db_database_name": database or "none",
@@ -39,14 +44,29 @@ async def gateway(database: str | None, immich_url: str, **settings):
         "sync_interval": 0.2,
         **settings,
     }
-    with serve(create_app(Settings(**values))) as url:
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def gateway(database: str | None, immich_url: str, **settings):
+    """The gateway, once its index is ready (when it has a database)."""
+    with serve(create_app(settings_for(database, immich_url, **settings))) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            if database:
+                await until_ready(client)
             yield client
 
 
-async def add(rows: ImmichRows, immich: ImmichServer, owner: str, lines: list[str], **kwargs) -> str:
-    asset_id = await rows.asset(owner, lines, **kwargs)
-    immich.owners[asset_id] = owner
+async def until_ready(client: httpx.AsyncClient, timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (await client.get("/health")).json()["ocrSearch"]["caughtUp"]:
+        assert asyncio.get_running_loop().time() < deadline, (await client.get("/health")).json()
+        await asyncio.sleep(0.05)
+
+
+async def add(world: World, owner: str, lines: list[str], **kwargs) -> str:
+    asset_id = await world.rows.asset(owner, lines, **kwargs)
+    world.immich.owners[asset_id] = owner
     return asset_id
 
 
@@ -58,102 +78,157 @@ def ids(response) -> list[str]:
     return [item["id"] for item in response.json()["assets"]["items"]]
 
 
-async def test_ocr_search_answers_immichs_search_response(world):
-    name, rows, immich, immich_url = world
-    invoice = await add(rows, immich, ALICE, ["增值税电子普通发票", "发票代码 011002"])
-    await add(rows, immich, ALICE, ["咖啡"])
-    async with gateway(name, immich_url) as client:
+async def test_ocr_search_answers_immichs_search_response(world, tokenizer):
+    invoice = await add(world, ALICE, ["增值税电子普通发票", "发票代码 011002"])
+    await add(world, ALICE, ["咖啡"])
+    async with gateway(world.database, world.url, ocr_tokenizer=tokenizer) as client:
         response = await search(client, "ocr:发票")
         assert response.status_code == 200
         body = response.json()
         assert body["albums"] == {"total": 0, "count": 0, "items": [], "facets": []}
-        assert body["assets"]["count"] == body["assets"]["total"] == 1 and body["assets"]["nextPage"] is None
+        assert body["assets"]["count"] == body["assets"]["total"] == 1
+        assert body["assets"]["nextPage"] is None and body["assets"]["nextCursor"] is None
         assert ids(response) == [invoice] and body["assets"]["items"][0]["originalFileName"]
-        for spelled in ("OCR:发票", "  ocr : 发票 ", "Ocr:发票"):
+        for spelled in ("OCR:发票", "  ocr : 发票 ", "Ocr:發票"):
             assert ids(await search(client, spelled)) == [invoice]
+        health = (await client.get("/health")).json()
+        assert health["ocrSearch"] == {"available": True, "caughtUp": True, "tokenizer": tokenizer, "error": None}
+        assert health["immich"]["version"].startswith(world.release)
         # A photo Immich OCRs now is found by the very next search (catch-up before searching).
-        assert (await client.get("/health")).json()["ocrSearch"] == {
-            "available": True,
-            "tokenizer": "jieba",
-            "error": None,
-        }
-        fresh = await add(rows, immich, ALICE, ["新发票"])
+        fresh = await add(world, ALICE, ["新发票"])
         assert set(ids(await search(client, "ocr:发票"))) == {invoice, fresh}
 
 
+async def test_every_credential_form_immich_accepts(world):
+    shared = await add(world, BOB, ["发票 bob"])
+    key = KEYS[BOB]
+    forms = [
+        {"headers": {"x-api-key": key}},
+        {"headers": {"cookie": f"immich_access_token={key}"}},
+        {"headers": {"authorization": f"Bearer {key}"}},
+        {"headers": {"x-immich-user-token": key}},  # mobile apps up to 2.5
+        {"headers": {"x-immich-session-token": key}},
+        {"params": {"apiKey": key}},
+        {"params": {"sessionKey": key}},
+    ]
+    async with gateway(world.database, world.url) as client:
+        for form in forms:
+            response = await client.post("/api/search/smart", json={"query": "ocr:发票"}, **form)
+            assert response.status_code == 200, form
+            assert ids(response) == [shared], form
+
+
 async def test_permissions_come_from_immich(world):
-    name, rows, immich, immich_url = world
-    mine = await add(rows, immich, ALICE, ["发票 alice"])
-    shared = await add(rows, immich, BOB, ["发票 bob"])
-    eves = await add(rows, immich, EVE, ["发票 eve"])
-    await rows.partner(BOB, ALICE, in_timeline=True)
-    immich.partners.add((BOB, ALICE))
-    async with gateway(name, immich_url) as client:
+    mine = await add(world, ALICE, ["发票 alice"])
+    shared = await add(world, BOB, ["发票 bob"])
+    eves = await add(world, EVE, ["发票 eve"])
+    await world.rows.partner(BOB, ALICE, in_timeline=True)
+    world.immich.partners.add((BOB, ALICE))
+    async with gateway(world.database, world.url) as client:
         assert set(ids(await search(client, "ocr:发票"))) == {mine, shared}
         assert ids(await search(client, "ocr:发票", key=KEYS[EVE])) == [eves]
-        cookie = await client.post(
-            "/api/search/smart", json={"query": "ocr:发票"}, headers={"cookie": f"immich_access_token={KEYS[BOB]}"}
-        )
-        bearer = await client.post(
-            "/api/search/smart", json={"query": "ocr:发票"}, headers={"authorization": f"Bearer {KEYS[BOB]}"}
-        )
-        assert ids(cookie) == ids(bearer) == [shared]
         # An asset Immich refuses for the caller is left out even if the index had it.
-        immich.owners[mine] = EVE
+        world.immich.owners[mine] = EVE
         assert ids(await search(client, "ocr:发票")) == [shared]
 
 
-async def test_auth_failures_are_passed_through(world):
-    name, _, _, immich_url = world
-    async with gateway(name, immich_url) as client:
-        response = await search(client, "ocr:发票", key="wrong")
-        assert response.status_code == 401 and response.json()["message"] == "Authentication required"
+async def test_an_anonymous_search_is_refused_before_anything_is_written(world):
+    await add(world, ALICE, ["发票"])
+    async with gateway(world.database, world.url, sync_interval=3600) as client:
+        await add(world, ALICE, ["新发票"])  # not indexed yet: the loop waits an hour
+        before = await world.rows.pool.fetchval("SELECT count(*) FROM aio.ocr_index")
+        wrong = await search(client, "ocr:发票", key="wrong")
         anonymous = await client.post("/api/search/smart", json={"query": "ocr:发票"})
-        assert anonymous.status_code == 401
+        assert wrong.status_code == anonymous.status_code == 401
+        assert wrong.json()["message"] == "Authentication required"
+        assert await world.rows.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == before == 1
+        assert len(ids(await search(client, "ocr:发票"))) == 2  # the caller is known: caught up
 
 
 async def test_paging_filters_and_bad_requests(world):
-    name, rows, immich, immich_url = world
-    assets = {await add(rows, immich, ALICE, [f"发票 {i}"]) for i in range(5)}
-    async with gateway(name, immich_url) as client:
+    assets = {await add(world, ALICE, [f"发票 {i}"]) for i in range(5)}
+    async with gateway(world.database, world.url) as client:
         pages = [await search(client, "ocr:发票", size=2, page=page) for page in (1, 2, 3)]
         assert [p.json()["assets"]["nextPage"] for p in pages] == ["2", "3", None]
         seen = [asset for page in pages for asset in ids(page)]
         assert len(seen) == 5 and set(seen) == assets
         assert ids(await search(client, "ocr:发票", type="VIDEO")) == []
+        assert ids(await search(client, "ocr:发票", filter={"type": {"eq": "VIDEO"}})) == []
         empty = await search(client, "ocr:   ")
         assert empty.status_code == 400 and "ocr:" in empty.json()["detail"]
-        assert (await search(client, "ocr:发票", size=0)).status_code == 400
-        assert (await search(client, "ocr:发票", size=1001)).status_code == 400
+        for bad in ({"size": 0}, {"size": 1001}, {"page": 0}, {"filter": {"type": {"eq": "BOOK"}}}):
+            refused = await search(client, "ocr:发票", **bad)
+            assert refused.status_code == 400, bad
+            assert refused.json()["detail"]
         punctuation = await search(client, "ocr:！？。")
         assert punctuation.status_code == 200 and ids(punctuation) == []
         hostile = await search(client, "ocr:发票'); DROP TABLE asset; -- & | !")
         assert hostile.status_code == 200
 
 
+async def test_filters_not_applied_are_named(world):
+    await add(world, ALICE, ["发票"])
+    async with gateway(world.database, world.url) as client:
+        plain = await search(client, "ocr:发票")
+        assert "x-immich-aio-unapplied" not in plain.headers
+        filtered = await search(client, "ocr:发票", city="Beijing", filter={"albumIds": {"any": [str(uuid.uuid4())]}})
+        assert filtered.status_code == 200
+        assert filtered.headers["x-immich-aio-unapplied"] == "city,filter.albumIds"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (SDK / "node_modules").is_dir(),
+    reason="needs Node.js and `npm ci --prefix tests/sdk` (Immich's own SDK as the client; .ci/run installs it)",
+)
+async def test_immichs_own_sdk_3_2_as_the_client(world):
+    old = await add(world, ALICE, ["发票 2019"], type="VIDEO")
+    new = await add(world, ALICE, ["发票 2026"])
+
+    def sdk(url: str, dto: dict) -> dict:
+        done = subprocess.run(
+            ["node", str(SDK / "search.mjs"), f"{url}/api", KEYS[ALICE], json.dumps(dto)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return orjson.loads(done.stdout)
+
+    async with gateway(world.database, world.url) as client:
+        url = str(client.base_url)
+        everything = await asyncio.to_thread(sdk, url, {"query": "ocr:发票"})
+        images = await asyncio.to_thread(sdk, url, {"query": "ocr:发票", "filter": {"type": {"eq": "IMAGE"}}})
+        either = {"or": [{"type": {"eq": "VIDEO"}}, {"isFavorite": {"eq": True}}]}
+        videos = await asyncio.to_thread(sdk, url, {"query": "ocr:发票", "filter": either})
+        refused = await asyncio.to_thread(sdk, url, {"query": "ocr:发票", "size": 5000})
+    assert {item["id"] for item in everything["assets"]["items"]} == {old, new}
+    assert [item["id"] for item in images["assets"]["items"]] == [new]
+    assert [item["id"] for item in videos["assets"]["items"]] == [old]
+    assert images["assets"]["nextCursor"] is None
+    assert refused["status"] == 400 and "size" in refused["body"]["detail"]
+
+
 async def test_other_searches_are_forwarded_unchanged(world):
-    name, _, immich, immich_url = world
-    immich.clip_ranking = ["clip-1"]
+    world.immich.clip_ranking = ["clip-1"]
     body = orjson.dumps({"query": "猫在沙发上", "page": 1, "withExif": True})
     headers = {"content-type": "application/json", "x-api-key": KEYS[ALICE], "cookie": "a=b"}
-    async with gateway(name, immich_url, hybrid_search=False) as client:
+    async with gateway(world.database, world.url, hybrid_search=False) as client:
         response = await client.post("/api/search/smart?lang=zh", content=body, headers=headers)
     assert response.status_code == 200 and ids(response) == ["clip-1"]
     assert response.headers["x-immich-answer"] == "yes"
-    forwarded = immich.forwarded[0]
+    forwarded = world.immich.forwarded[0]
     assert forwarded["body"] == body and forwarded["query"] == "lang=zh"
     assert forwarded["headers"]["x-api-key"] == KEYS[ALICE] and forwarded["headers"]["cookie"] == "a=b"
     # A search by example image has no text: forwarded unchanged even with hybrid search on.
     by_image = orjson.dumps({"queryAssetId": str(uuid.uuid4()), "size": 5})
-    async with gateway(name, immich_url) as client:
+    async with gateway(world.database, world.url) as client:
         response = await client.post("/api/search/smart", content=by_image, headers=headers)
-    assert response.status_code == 200 and immich.forwarded[-1]["body"] == by_image
+    assert response.status_code == 200 and world.immich.forwarded[-1]["body"] == by_image
 
 
 async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
-    _, _, immich, immich_url = world
-    immich.clip_ranking = ["clip-1", "clip-2"]
-    async with gateway(None, immich_url) as client:
+    world.immich.clip_ranking = ["clip-1", "clip-2"]
+    async with gateway(None, world.url) as client:
         response = await search(client, "ocr:发票")
         assert response.status_code == 503 and "unreachable" in response.json()["detail"]
         plain = await search(client, "猫")
@@ -164,11 +239,10 @@ async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
 
 
 async def test_plain_queries_fuse_clip_and_ocr(world):
-    name, rows, immich, immich_url = world
-    sign = await add(rows, immich, ALICE, ["星巴克咖啡", "STARBUCKS COFFEE"])
-    menu = await add(rows, immich, ALICE, ["咖啡 拿铁 美式"])
-    immich.clip_ranking = [f"clip-{i}" for i in range(150)] + [sign] + [f"clip-{i}" for i in range(150, 300)]
-    async with gateway(name, immich_url) as client:
+    sign = await add(world, ALICE, ["星巴克咖啡", "STARBUCKS COFFEE"])
+    menu = await add(world, ALICE, ["咖啡 拿铁 美式"])
+    world.immich.clip_ranking = [f"clip-{i}" for i in range(150)] + [sign] + [f"clip-{i}" for i in range(150, 300)]
+    async with gateway(world.database, world.url) as client:
         first = await search(client, "咖啡", size=10)
         assert first.status_code == 200
         assert sign in ids(first) and menu in ids(first)  # the first page, though CLIP ranks the sign 151st
@@ -176,31 +250,42 @@ async def test_plain_queries_fuse_clip_and_ocr(world):
         by_id = {item["id"]: item for item in first.json()["assets"]["items"]}
         assert by_id["clip-0"]["originalFileName"] == "clip.jpg"
         assert by_id[menu]["originalFileName"] == f"{menu[:8]}.jpg"
-        assert first.json()["assets"]["nextPage"] == "2"
+        assert first.json()["assets"]["nextPage"] == "2" and first.json()["assets"]["nextCursor"] is None
         # clip: asks Immich alone, with the prefix stripped.
         clip_only = await search(client, "clip: 咖啡", size=10)
         assert ids(clip_only) == [f"clip-{i}" for i in range(10)]
-        assert orjson.loads(immich.forwarded[-1]["body"])["query"] == "咖啡"
+        assert orjson.loads(world.immich.forwarded[-1]["body"])["query"] == "咖啡"
+        # A filter the OCR ranking cannot apply: Immich's ranking alone, the request unchanged.
+        in_album = await search(client, "咖啡", size=10, albumIds=[str(uuid.uuid4())])
+        assert menu not in ids(in_album)
+        assert orjson.loads(world.immich.forwarded[-1]["body"])["albumIds"]
 
 
 async def test_hybrid_pages_are_consistent(world):
-    name, rows, immich, immich_url = world
-    ocr_hits = [await add(rows, immich, ALICE, [f"咖啡 {i}"]) for i in range(6)]
-    immich.clip_ranking = [f"clip-{i}" for i in range(8)] + ocr_hits[3:5]
-    expected = set(immich.clip_ranking) | set(ocr_hits)
-    async with gateway(name, immich_url) as client:
+    ocr_hits = [await add(world, ALICE, [f"咖啡 {i}"]) for i in range(6)]
+    world.immich.clip_ranking = [f"clip-{i}" for i in range(8)] + ocr_hits[3:5]
+    expected = set(world.immich.clip_ranking) | set(ocr_hits)
+    async with gateway(world.database, world.url) as client:
         pages = [await search(client, "咖啡", size=4, page=page) for page in (1, 2, 3, 4)]
     seen = [asset for page in pages for asset in ids(page)]
     assert len(seen) == len(set(seen)) == len(expected) == 14 and set(seen) == expected
     assert [p.json()["assets"]["nextPage"] for p in pages] == ["2", "3", "4", None]
 
 
+async def test_hybrid_depth_is_bounded(world):
+    world.immich.clip_ranking = [f"clip-{i}" for i in range(30)]
+    async with gateway(world.database, world.url, hybrid_max_depth=10) as client:
+        last = await search(client, "咖啡", size=5, page=2)
+        beyond = await search(client, "咖啡", size=5, page=3)
+    assert ids(last) == [f"clip-{i}" for i in range(5, 10)] and last.json()["assets"]["nextPage"] is None
+    assert beyond.status_code == 400 and "HYBRID_MAX_DEPTH" in beyond.json()["detail"]
+
+
 async def test_hybrid_off_and_refusals(world):
-    name, rows, immich, immich_url = world
-    await add(rows, immich, ALICE, ["咖啡"])
-    immich.clip_ranking = ["clip-1"]
-    async with gateway(name, immich_url, hybrid_search=False) as client:
+    await add(world, ALICE, ["咖啡"])
+    world.immich.clip_ranking = ["clip-1"]
+    async with gateway(world.database, world.url, hybrid_search=False) as client:
         assert ids(await search(client, "咖啡")) == ["clip-1"]
-    async with gateway(name, immich_url) as client:
+    async with gateway(world.database, world.url) as client:
         refused = await search(client, "咖啡", key="wrong")
         assert refused.status_code == 401 and refused.json()["message"] == "Authentication required"

@@ -1,4 +1,5 @@
-"""Re-processing one asset's OCR or CLIP result through Immich's jobs: route, tag loop, CLI."""
+"""Re-processing one asset's OCR or CLIP result through Immich's jobs, against each release's
+tables and API: route, queue starts, the tag loop with each release's tag columns, command line."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import serve
-from tests.immich_db import ReprocessRows, immich_world
+from testing.immich_db import World, immich_world
+from testing.servers import serve
 
 OWNER, OTHER, ADMIN = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {OWNER: "owner-key", OTHER: "other-key", ADMIN: "admin-key"}
@@ -23,34 +24,38 @@ START = {"command": "start", "force": False}
 
 
 @pytest.fixture
-async def world():
-    async with immich_world(KEYS, admins=(ADMIN,), rows=ReprocessRows) as world:
+async def world(release):
+    async with immich_world(release, KEYS, admins=(ADMIN,)) as world:
         yield world
 
 
-def settings_for(name: str, immich_url: str, **overrides) -> Settings:
+def settings_for(world: World, **overrides) -> Settings:
     values = {
         "db_hostname": "127.0.0.1",
-        "db_database_name": name,
+        "db_database_name": world.database,
         "db_password": "",
-        "immich_server_url": immich_url,
+        "immich_server_url": world.url,
         "immich_admin_api_key": KEYS[ADMIN],
+        "mt_photos_api": "http://127.0.0.1:9",
+        "immich_api": "http://127.0.0.1:9",
         "sync_interval": 0.2,
+        "health_interval": 0.2,
         **overrides,
     }
     return Settings(**values)
 
 
 @contextlib.asynccontextmanager
-async def gateway(name: str, immich_url: str, **overrides):
-    with serve(create_app(settings_for(name, immich_url, **overrides))) as url:
+async def gateway(world: World, **overrides):
+    with serve(create_app(settings_for(world, **overrides))) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            await until(lambda: _database_up(client))
             yield client
 
 
-async def photo(rows: ReprocessRows) -> str:
-    asset = await rows.asset(OWNER, ["发票"])
-    await rows.embed(asset)
+async def photo(world: World, owner: str = OWNER) -> str:
+    asset = await world.rows.asset(owner, ["发票"])
+    await world.rows.embed(asset)
     return asset
 
 
@@ -58,122 +63,173 @@ def reprocess(client, asset: str, key: str = KEYS[OWNER], **body):
     return client.post(f"/api/ai/assets/{asset}/reprocess", json=body or None, headers={"x-api-key": key})
 
 
-async def until(condition, timeout: float = 5.0) -> None:
+async def until(condition, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
 
 
+def untouched(world: World) -> dict[str, object]:
+    state: dict[str, object] = {"ocr": True, "clip": True, "tags": 0}
+    if world.release != "2.2":
+        state["exifTags"] = []
+    return state
+
+
 async def test_the_owner_resets_both_results_and_the_queues_start_once(world):
-    name, rows, immich, immich_url = world
-    asset = await photo(rows)
-    untouched = await photo(rows)
-    async with gateway(name, immich_url) as client:
+    asset = await photo(world)
+    other = await photo(world)
+    async with gateway(world) as client:
         response = await reprocess(client, asset)
     assert response.status_code == 202
-    assert response.json() == {"assetId": asset, "queued": ["ocr", "smartSearch"]}
-    assert await rows.state(asset) == {"ocr": False, "clip": False, "tags": 0}
-    assert await rows.state(untouched) == {"ocr": True, "clip": True, "tags": 0}
-    assert immich.jobs == [("ocr", START, ADMIN), ("smartSearch", START, ADMIN)]
-    assert await rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 0
+    assert response.json() == {"assetId": asset, "queued": ["ocr", "smartSearch"], "pending": []}
+    assert await world.rows.state(asset) == {**untouched(world), "ocr": False, "clip": False}
+    assert await world.rows.state(other) == untouched(world)
+    # Through PUT /api/jobs/{name}, the route that starts a queue on every release.
+    assert world.immich.jobs == [("jobs", "ocr", START, ADMIN), ("jobs", "smartSearch", START, ADMIN)]
+    assert await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 0
 
 
 async def test_one_result_only(world):
-    name, rows, immich, immich_url = world
-    asset = await photo(rows)
-    async with gateway(name, immich_url) as client:
+    asset = await photo(world)
+    async with gateway(world) as client:
         response = await reprocess(client, asset, ocr=False, clip=True)
         nothing = await reprocess(client, asset, ocr=False, clip=False)
-    assert response.json()["queued"] == ["smartSearch"] and [j[0] for j in immich.jobs] == ["smartSearch"]
-    assert await rows.state(asset) == {"ocr": True, "clip": False, "tags": 0}
+    assert response.json()["queued"] == ["smartSearch"] and world.immich.started() == ["smartSearch"]
+    assert await world.rows.state(asset) == {**untouched(world), "clip": False}
     assert nothing.status_code == 422
 
 
 async def test_permissions(world):
-    name, rows, immich, immich_url = world
-    asset = await photo(rows)
-    async with gateway(name, immich_url) as client:
+    asset = await photo(world)
+    async with gateway(world) as client:
         foreign = await reprocess(client, asset, key=KEYS[OTHER])
         unknown = await reprocess(client, str(uuid.uuid4()))
         garbage = await reprocess(client, "not-a-uuid")
         anonymous = await reprocess(client, asset, key="nope")
         assert (foreign.status_code, unknown.status_code, garbage.status_code) == (404, 404, 404)
         assert anonymous.status_code == 401
-        assert immich.jobs == [] and await rows.state(asset) == {"ocr": True, "clip": True, "tags": 0}
+        assert world.immich.jobs == [] and await world.rows.state(asset) == untouched(world)
         admin = await reprocess(client, asset, key=KEYS[ADMIN])
-    assert admin.status_code == 202 and await rows.state(asset) == {"ocr": False, "clip": False, "tags": 0}
+    assert admin.status_code == 202 and await world.rows.state(asset) == {
+        **untouched(world),
+        "ocr": False,
+        "clip": False,
+    }
 
 
 async def test_without_an_admin_key_it_says_so(world):
-    name, rows, _, immich_url = world
-    asset = await photo(rows)
-    async with gateway(name, immich_url, immich_admin_api_key="") as client:
+    asset = await photo(world)
+    async with gateway(world, immich_admin_api_key="") as client:
         response = await reprocess(client, asset)
     assert response.status_code == 503 and "IMMICH_ADMIN_API_KEY" in response.json()["detail"]
 
 
-async def test_a_crash_between_reset_and_queue_is_repaired(world):
-    name, rows, immich, immich_url = world
-    asset = await photo(rows)
-    immich.jobs_status = 500  # Immich cannot start jobs: the reset is done, the queue is not
-    async with gateway(name, immich_url, sync_interval=0.3) as client:
+async def test_a_failed_queue_start_is_repaired_by_the_loop(world):
+    asset = await photo(world)
+    world.immich.jobs_status = 500  # Immich cannot start jobs: the reset is done, the queues are not
+    async with gateway(world) as client:
         failed = await reprocess(client, asset)
         assert failed.status_code == 502 and "ocr queue" in failed.json()["detail"]
-        assert await rows.state(asset) == {"ocr": False, "clip": False, "tags": 0}
-        assert await rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 2
-        immich.jobs_status = 200
-        await until(lambda: _pending_is(rows, 0))
-    assert sorted(j[0] for j in immich.jobs) == ["ocr", "smartSearch"]
+        assert await world.rows.state(asset) == {**untouched(world), "ocr": False, "clip": False}
+        assert await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 2
+        world.immich.jobs_status = 200
+        await until(lambda: _pending_is(world, 0))
+    assert sorted(world.immich.started()) == ["ocr", "smartSearch"]
 
 
-async def test_tagged_photos_are_reprocessed_then_untagged(world):
-    name, rows, immich, immich_url = world
-    tagged = [await photo(rows), await photo(rows)]
-    other = await photo(rows)
-    await rows.tag(OWNER, "AI/Reprocess", tagged)
-    await rows.tag(OWNER, "Holiday", [other])
-    immich.jobs_status = 500
-    async with gateway(name, immich_url, sync_interval=0.2):
+async def test_a_404_from_the_job_route_is_an_error_not_a_success(world):
+    asset = await photo(world)
+    world.immich.jobs_status = 404
+    async with gateway(world) as client:
+        refused = await reprocess(client, asset)
+    assert refused.status_code == 502 and "404" in refused.json()["detail"]
+    assert world.immich.jobs == []  # PUT /api/queues was never used as a stand-in
+    assert await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 2
+
+
+async def test_a_queue_already_running_stays_pending_then_starts(world):
+    asset = await photo(world)
+    world.immich.running = {"ocr"}
+    async with gateway(world) as client:
+        response = await reprocess(client, asset)
+        assert response.status_code == 202
+        assert response.json() == {"assetId": asset, "queued": ["smartSearch"], "pending": ["ocr"]}
+        assert await world.rows.pool.fetchval("SELECT queue FROM aio.reprocess_pending") == "ocr"
+        world.immich.running = set()
+        await until(lambda: _pending_is(world, 0))
+    assert sorted(world.immich.started()) == ["ocr", "smartSearch"]
+
+
+async def test_tagged_photos_are_reprocessed_then_untagged_the_way_immich_untags(world):
+    mine = [await photo(world), await photo(world)]
+    admins = await photo(world, owner=ADMIN)
+    other = await photo(world)
+    await world.rows.tag(OWNER, "AI/Reprocess", mine)
+    admin_tag = await world.rows.tag(ADMIN, "AI/Reprocess", [admins])
+    await world.rows.tag(OWNER, "Holiday", [other])
+    world.immich.jobs_status = 500
+    async with gateway(world):
         await asyncio.sleep(1.0)
         # Queuing failed: the photos are reset but keep their tag.
-        assert await rows.state(tagged[0]) == {"ocr": False, "clip": False, "tags": 1}
-        immich.jobs_status = 200
-        await until(lambda: _untagged(rows, tagged))
-    for asset in tagged:
-        assert await rows.state(asset) == {"ocr": False, "clip": False, "tags": 0}
-    assert await rows.state(other) == {"ocr": True, "clip": True, "tags": 1}
-    assert {j[0] for j in immich.jobs} == {"ocr", "smartSearch"}
+        assert (await world.rows.state(mine[0]))["tags"] == 1
+        world.immich.jobs_status = 200
+        await until(lambda: _untagged(world, [*mine, admins]))
+        reset = {**untouched(world), "ocr": False, "clip": False}
+        for asset in [*mine, admins]:
+            assert await world.rows.state(asset) == reset  # tag_asset and asset_exif.tags both cleared
+        assert await world.rows.state(other) == {
+            **untouched(world),
+            "tags": 1,
+            **({"exifTags": ["Holiday"]} if world.release != "2.2" else {}),
+        }
+        assert {queue for queue in world.immich.started()} == {"ocr", "smartSearch"}
+        # The admin's own tag through Immich's API (it may untag only its own), the owner's in SQL.
+        assert world.immich.untagged == [(admin_tag, [admins], ADMIN)]
+        # A tag that comes back (a sidecar) triggers one more, harmless run.
+        starts = len(world.immich.started())
+        await world.rows.embed(mine[0])
+        await world.rows.tag(OTHER, "AI/Reprocess", [mine[0]])
+        await until(lambda: _untagged(world, [mine[0]]))
+        assert len(world.immich.started()) == starts + 2
+        assert await world.rows.state(mine[0]) == reset
 
 
 async def test_command_line(world):
-    name, rows, _, immich_url = world
-    asset = await photo(rows)
-    await rows.asset(OWNER)  # never OCR'd
+    asset = await photo(world)
+    await world.rows.asset(OWNER)  # never OCR'd, and no vector
+    await world.rows.asset(OWNER, visibility="hidden")  # Immich's queues skip hidden assets
     env = {
         **os.environ,
         "DB_HOSTNAME": "127.0.0.1",
-        "DB_DATABASE_NAME": name,
+        "DB_DATABASE_NAME": world.database,
         "DB_PASSWORD": "",
-        "IMMICH_SERVER_URL": immich_url,
+        "IMMICH_SERVER_URL": world.url,
         "IMMICH_ADMIN_API_KEY": KEYS[ADMIN],
     }
     run = [sys.executable, "-m", "gateway", "reprocess"]
     one = await asyncio.to_thread(subprocess.run, [*run, asset, "--ocr"], env=env, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
     assert "1 assets reset; queues started: ocr" in one.stdout
-    assert await rows.state(asset) == {"ocr": False, "clip": True, "tags": 0}
+    assert await world.rows.state(asset) == {**untouched(world), "ocr": False}
     every = await asyncio.to_thread(subprocess.run, [*run, "--all-missing"], env=env, capture_output=True, text=True)
     assert every.returncode == 0, every.stderr
     assert "ocr: 2 assets without a result queued" in every.stdout
     assert "smartSearch: 1 assets without a result queued" in every.stdout
     usage = await asyncio.to_thread(subprocess.run, run, env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "--all-missing" in usage.stderr
+    bad = await asyncio.to_thread(subprocess.run, [*run, "nope"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "not an asset id" in bad.stderr
 
 
-async def _pending_is(rows: ReprocessRows, count: int) -> bool:
-    return await rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == count
+async def _database_up(client: httpx.AsyncClient) -> bool:
+    return bool((await client.get("/health")).json()["ocrSearch"]["available"])
 
 
-async def _untagged(rows: ReprocessRows, assets: list[str]) -> bool:
-    return [(await rows.state(a))["tags"] for a in assets] == [0] * len(assets)
+async def _pending_is(world: World, count: int) -> bool:
+    return await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == count
+
+
+async def _untagged(world: World, assets: list[str]) -> bool:
+    return [(await world.rows.state(a))["tags"] for a in assets] == [0] * len(assets)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import free_port, serve
-from tests.immich_db import ImmichRows, scratch_database
-from tests.standins import ImmichServer, stock_immich_server
+from testing.immich_db import immich_world
+from testing.servers import free_port, serve
 
 TEMPLATE = Path(__file__).parent.parent / "deploy" / "immich-proxy.conf.template"
 
@@ -63,33 +62,43 @@ def nginx(tmp_path: Path, gateway: str, immich: str) -> tuple[subprocess.Popen, 
 
 
 async def test_requests_through_nginx(tmp_path):
-    owner = str(uuid.uuid4())
-    immich = ImmichServer()
-    immich.add_user(owner, "key")
-    async with scratch_database() as name:
-        pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=2)
-        asset = await ImmichRows(pool).asset(owner, ["门口的咖啡店招牌"])
-        immich.owners[asset] = owner
-        immich.clip_ranking = ["clip-1"]
-        with serve(stock_immich_server(immich)) as immich_url:
-            settings = Settings(
-                db_hostname="127.0.0.1", db_database_name=name, db_password="", immich_server_url=immich_url
-            )
-            with serve(create_app(settings)) as gateway_url:
-                process, port = nginx(tmp_path, gateway_url, immich_url)
-                try:
-                    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                        headers = {"x-api-key": "key"}
-                        found = await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)
-                        plain = await client.post("/api/search/smart", json={"query": "咖啡"}, headers=headers)
-                        other = await client.get("/api/server/ping")
-                        upload = await client.post("/api/search/smart", content=b"x" * 5_000_000, headers=headers)
-                finally:
-                    process.terminate()
-                    process.wait(10)
-        await pool.close()
+    owner, admin = str(uuid.uuid4()), str(uuid.uuid4())
+    async with immich_world("3.2", {owner: "key", admin: "admin-key"}, admins=(admin,)) as world:
+        asset = await world.rows.asset(owner, ["门口的咖啡店招牌"])
+        world.immich.owners[asset] = owner
+        world.immich.clip_ranking = ["clip-1"]
+        settings = Settings(
+            db_hostname="127.0.0.1",
+            db_database_name=world.database,
+            db_password="",
+            immich_server_url=world.url,
+            immich_admin_api_key="admin-key",
+            health_interval=0.2,
+        )
+        with serve(create_app(settings)) as gateway_url:
+            process, port = nginx(tmp_path, gateway_url, world.url)
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                    headers = {"x-api-key": "key"}
+                    for _ in range(100):
+                        if (await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)).json()[
+                            "assets"
+                        ]["items"]:
+                            break
+                        await asyncio.sleep(0.1)
+                    found = await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)
+                    plain = await client.post("/api/search/smart", json={"query": "咖啡"}, headers=headers)
+                    other = await client.get("/api/server/ping")
+                    upload = await client.post("/api/search/smart", content=b"x" * 5_000_000, headers=headers)
+                    reprocess = await client.post(f"/api/ai/assets/{asset}/reprocess", headers=headers)
+            finally:
+                process.terminate()
+                process.wait(10)
+        forwarded = world.immich.forwarded[-1]["body"]
     assert [item["id"] for item in found.json()["assets"]["items"]] == [asset]
     assert [item["id"] for item in plain.json()["assets"]["items"]] == ["clip-1", asset]
     assert other.json()["res"] == "pong"
     # No body size limit in the proxy: a 5 MB body reaches Immich (which answers it).
-    assert upload.status_code == 400 and len(immich.forwarded[-1]["body"]) == 5_000_000
+    assert upload.status_code == 400 and len(forwarded) == 5_000_000
+    # Our own routes reach the gateway through Immich's port.
+    assert reprocess.status_code == 202 and reprocess.json()["assetId"] == asset

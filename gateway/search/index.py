@@ -1,209 +1,299 @@
-"""The OCR word index: our own schema `aio` in Immich's database, kept in step with asset_ocr.
+"""The OCR word index: our table `aio.ocr_index` mirrors each asset's visible OCR text in Immich.
 
-One row per asset with an OCR result: its text (lines in reading order), a tsvector of its words
-(GIN-indexed) and the `ocrAt` it was built from. Syncing compares that `ocrAt` with Immich's, so
-it is idempotent and a crash mid-sync is repaired by the next one; deleted assets vanish through
-the foreign key (ON DELETE CASCADE).
+One row per asset with visible text: the lines in reading order and a GIN-indexed tsvector of
+their folded words. Changes are found through change feeds read after a watermark, so a pass
+costs what changed, not the library:
+- 2.x: `asset_job_status."ocrAt"` (Immich has no index on it: one scan of that narrow table);
+- 3.0+: new lines by `asset_ocr."updateId"` (indexed, uuid v7) and deleted lines by
+  `asset_ocr_audit` (indexed by time).
+Each candidate asset is re-read and written only if its visible text differs from the row, so
+passes are idempotent; watermarks move with each committed batch, so a crash mid-sync is
+repaired by the next pass. Feeds are re-read from a minute before their watermark: Immich stamps
+a change a moment before its transaction commits. `reconcile` compares every asset's text with
+the index: it catches what no feed shows (a crop hides lines without new marks; a forced OCR run
+truncates the table) and runs every INDEX_RECONCILE_INTERVAL. Deleted assets leave by the
+foreign key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from datetime import datetime, timedelta
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import asyncpg
 
-from gateway.search import immich_sql
-from gateway.search.tokenize import JIEBA, ZHPARSER, jieba_document, jieba_query, jieba_tsquery_sql
+from gateway import aio_schema
+from gateway.immich import sql
+from gateway.immich.dto import SmartSearch
+from gateway.immich.facts import ImmichFacts
+from gateway.immich.filters import Params, search_conditions
+from gateway.search.tokenize import (
+    FOLDING,
+    JIEBA,
+    ZHPARSER,
+    Tokenizer,
+    fold,
+    jieba_documents,
+    jieba_query,
+    jieba_tsquery_sql,
+)
 
 log = logging.getLogger(__name__)
 
 ZHPARSER_SQL = (Path(__file__).parent / "zhparser.sql").read_text()
-# Advisory locks: one migration at a time, one sync batch at a time (across gateways too).
-MIGRATION_LOCK = 0x41494F  # "AIO"
-SYNC_LOCK = MIGRATION_LOCK + 1
-# Immich stamps ocrAt a moment before its transaction commits, so a result may become visible
-# with an ocrAt a little older than the newest one indexed; the catch-up looks back this far
-# (the full sync of the background loop looks at everything).
-CATCH_UP_LAG = timedelta(minutes=1)
-
-# Versioned, append-only: a database at version N runs the statements after N.
-MIGRATIONS: list[str] = [
-    f"""
-    CREATE TABLE aio.ocr_index (
-      asset_id uuid PRIMARY KEY REFERENCES public.{immich_sql.ASSET_TABLE}(id) ON DELETE CASCADE,
-      owner_id uuid NOT NULL,
-      text text NOT NULL,
-      words tsvector NOT NULL,
-      ocr_at timestamptz NOT NULL
-    );
-    CREATE INDEX ocr_index_words ON aio.ocr_index USING gin (words);
-    CREATE INDEX ocr_index_owner ON aio.ocr_index (owner_id);
-    CREATE INDEX ocr_index_ocr_at ON aio.ocr_index (ocr_at);
-    """,
-    # Re-process requests whose reset is done but whose queue start is not yet confirmed.
-    f"""
-    CREATE TABLE aio.reprocess_pending (
-      asset_id uuid NOT NULL REFERENCES public.{immich_sql.ASSET_TABLE}(id) ON DELETE CASCADE,
-      queue text NOT NULL,
-      created_at timestamptz NOT NULL DEFAULT now(),
-      PRIMARY KEY (asset_id, queue)
-    );
-    """,
-]
+SYNC_LOCK = aio_schema.MIGRATION_LOCK + 1
+LAG = timedelta(minutes=1)
+NIL = uuid.UUID(int=0)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Statements that read or write the whole library run without the per-query timeout.
+LONG_QUERY_TIMEOUT = 3600.0
 
 UPSERT = """
-INSERT INTO aio.ocr_index (asset_id, owner_id, text, words, ocr_at)
-SELECT u.asset_id, u.owner_id, u.text, to_tsvector($6::regconfig, u.document), u.ocr_at
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
-  AS u(asset_id, owner_id, text, document, ocr_at)
-ON CONFLICT (asset_id) DO UPDATE
-SET owner_id = excluded.owner_id, text = excluded.text, words = excluded.words, ocr_at = excluded.ocr_at
+INSERT INTO aio.ocr_index (asset_id, owner_id, text, words)
+SELECT u.asset_id, u.owner_id, u.text, to_tsvector($5::regconfig, u.document)
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(asset_id, owner_id, text, document)
+ON CONFLICT (asset_id) DO UPDATE SET owner_id = excluded.owner_id, text = excluded.text, words = excluded.words
 """
+INDEXED_TEXT = "SELECT asset_id, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
+DELETE_ROWS = "DELETE FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
+
+
+Position = tuple[datetime, uuid.UUID] | uuid.UUID
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One change feed: its statement, its watermark's key in aio.meta, and how it is keyed."""
+
+    key: str
+    statement: str
+    keyed_by: Literal["time", "uuid"]
+
+    def decode(self, stored: str | None) -> Position | None:
+        if stored is None:
+            return None
+        if self.keyed_by == "uuid":
+            return uuid.UUID(stored)
+        moment, tie = stored.split("|")
+        return datetime.fromisoformat(moment), uuid.UUID(tie)
+
+    @staticmethod
+    def encode(position: Position) -> str:
+        if isinstance(position, uuid.UUID):
+            return str(position)
+        return f"{position[0].isoformat()}|{position[1]}"
+
+    def start(self, watermark: Position | None) -> Position:
+        """Where a pass starts reading: LAG before the watermark (or the beginning)."""
+        if self.keyed_by == "uuid":
+            return NIL if watermark is None else uuid7_floor(uuid7_time(watermark) - LAG)  # type: ignore[arg-type]
+        return (EPOCH, NIL) if watermark is None else (watermark[0] - LAG, NIL)  # type: ignore[index]
+
+    def after(self, row: asyncpg.Record) -> Position:
+        """The keyset position of a row just read."""
+        if self.keyed_by == "uuid":
+            return row["mark"]  # type: ignore[no-any-return]
+        return row["mark"], row.get("id", row["asset_id"])
+
+    def args(self, position: Position, limit: int) -> list[object]:
+        return [position, limit] if isinstance(position, uuid.UUID) else [*position, limit]
+
+
+OCR_AT = Feed("feed:ocrAt", sql.CHANGED_BY_OCR_AT, "time")
+UPDATE_ID = Feed("feed:updateId", sql.CHANGED_BY_UPDATE_ID, "uuid")
+AUDIT = Feed("feed:audit", sql.CHANGED_BY_AUDIT, "time")
+
+
+def uuid7_time(value: uuid.UUID) -> datetime:
+    """The creation time a uuid v7 carries in its first 48 bits (milliseconds since 1970)."""
+    return datetime.fromtimestamp((value.int >> 80) / 1000, tz=timezone.utc)
+
+
+def uuid7_floor(moment: datetime) -> uuid.UUID:
+    """The smallest uuid v7 of `moment`: every later uuid v7 sorts after it."""
+    return uuid.UUID(int=max(0, int(moment.timestamp() * 1000)) << 80)
+
+
+def feeds(facts: ImmichFacts) -> list[Feed]:
+    columns = facts.columns
+    return [UPDATE_ID, AUDIT] if columns.ocr_update_id and columns.ocr_audit else [OCR_AT]
 
 
 class OcrIndex:
-    def __init__(self, pool: asyncpg.Pool, batch_size: int) -> None:
-        self.pool = pool
+    def __init__(self, batch_size: int, tokenizer: Literal["auto", "zhparser", "jieba"]) -> None:
         self.batch_size = batch_size
-        self.tokenizer = JIEBA
+        self.wanted = tokenizer
+        self.tokenizer: Tokenizer | None = None  # chosen by `prepare`
 
     @property
     def config(self) -> str:
         """The text search configuration documents and queries are parsed with."""
         return "chinese" if self.tokenizer == ZHPARSER else "simple"
 
-    async def migrate(self) -> None:
-        """Create or update our schema (idempotent), choose the tokenizer, rebuild if it changed."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE SCHEMA IF NOT EXISTS aio;"
-                "CREATE TABLE IF NOT EXISTS aio.meta (key text PRIMARY KEY, value text NOT NULL)"
-            )
-            meta = dict(await conn.fetch("SELECT key, value FROM aio.meta"))
-            version = int(meta.get("schema_version", 0))
-            for statement in MIGRATIONS[version:]:
-                await conn.execute(statement)
-            await _set_meta(conn, "schema_version", str(len(MIGRATIONS)))
-            self.tokenizer = await _choose_tokenizer(conn)
-            if meta.get("tokenizer") != self.tokenizer:
-                if meta.get("tokenizer"):
-                    log.warning("tokenizer changed to %s: the OCR index is rebuilt", self.tokenizer)
-                await conn.execute("TRUNCATE aio.ocr_index")
-                await _set_meta(conn, "tokenizer", self.tokenizer)
-        log.info("OCR index ready", extra={"tokenizer": self.tokenizer, "schema_version": len(MIGRATIONS)})
+    async def prepare(self, pool: asyncpg.Pool) -> None:
+        """Choose the tokenizer; rebuild the index when it or the folding changed."""
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", aio_schema.MIGRATION_LOCK)
+            tokenizer = await _choose_tokenizer(conn, self.wanted)
+            built_with = await aio_schema.get_meta(conn, "tokenizer"), await aio_schema.get_meta(conn, "folding")
+            if built_with != (tokenizer, FOLDING):
+                if built_with[0]:
+                    log.warning(
+                        "the OCR index was built another way: rebuilt",
+                        extra={"was": list(built_with), "now": [tokenizer, FOLDING]},
+                    )
+                await conn.execute("TRUNCATE aio.ocr_index; DELETE FROM aio.meta WHERE key LIKE 'feed:%'")
+                await aio_schema.set_meta(conn, "tokenizer", tokenizer)
+                await aio_schema.set_meta(conn, "folding", FOLDING)
+        self.tokenizer = tokenizer
+        log.info("OCR index ready", extra={"tokenizer": tokenizer, "folding": FOLDING})
 
-    async def sync(self) -> int:
-        """Index every asset whose OCR result changed (logging progress) and drop rows whose
-        result was cleared."""
-        total: int | None = None
-        done, started = 0, time.monotonic()
-        while True:
-            count = await self._sync_batch(None)
-            if count and total is None:  # counted only when there is work to report on
-                total = await self.pool.fetchval(immich_sql.COUNT_OCR_DONE)
-            done += count
-            if count:
-                rate = done / max(time.monotonic() - started, 1e-6)
-                log.info("OCR index sync", extra={"done": done, "total": total, "rows_per_s": round(rate)})
-            if count < self.batch_size:
-                break
-        removed = await self.pool.execute(immich_sql.STALE_INDEX_ROWS)
-        if removed != "DELETE 0":
-            log.info("OCR index: cleared results removed", extra={"result": removed})
-        return done
+    async def sync(self, pool: asyncpg.Pool, facts: ImmichFacts) -> int:
+        """One pass over every change feed (waiting for another gateway's pass); rows written."""
+        async with self._locked(pool, wait=True) as conn:
+            assert conn is not None
+            return sum([await self._read(conn, facts, feed, self.batch_size) for feed in feeds(facts)])
 
-    async def catch_up(self, limit: int) -> int:
-        """A bounded sync before a search, so a photo Immich has just OCR'd is found at once."""
-        return await self._sync_batch(await self._watermark(), limit)
+    async def catch_up(self, pool: asyncpg.Pool, facts: ImmichFacts, limit: int) -> int:
+        """A bounded pass before a search, so a photo Immich has just read is found at once.
+        Skipped when a sync holds the lock: a search never waits for one."""
+        async with self._locked(pool, wait=False) as conn:
+            if conn is None:
+                return 0
+            return sum([await self._read(conn, facts, feed, limit, batches=1) for feed in feeds(facts)])
 
-    async def _watermark(self) -> datetime | None:
-        newest = await self.pool.fetchval("SELECT max(ocr_at) FROM aio.ocr_index")
-        return newest - CATCH_UP_LAG if newest else None
+    async def reconcile(self, pool: asyncpg.Pool, facts: ImmichFacts) -> int:
+        """Compare every asset's visible text with the index and repair the differences."""
+        async with self._locked(pool, wait=True) as conn:
+            assert conn is not None
+            differing = [
+                r["asset_id"] for r in await conn.fetch(sql.differing_assets(facts.columns), timeout=LONG_QUERY_TIMEOUT)
+            ]
+            written = 0
+            for start in range(0, len(differing), self.batch_size):
+                async with conn.transaction():
+                    written += await self._apply(conn, facts, differing[start : start + self.batch_size])
+            if written:
+                log.info("OCR index reconciled", extra={"written": written})
+            return written
 
-    async def _sync_batch(self, since: datetime | None, limit: int | None = None) -> int:
-        async with self.pool.acquire() as conn:
-            # Taken before the transaction, so its snapshot sees the previous batch's rows:
-            # two writers of one row in repeatable read would fail to serialise.
-            await conn.execute("SELECT pg_advisory_lock($1)", SYNC_LOCK)
+    @contextlib.asynccontextmanager
+    async def _locked(self, pool: asyncpg.Pool, *, wait: bool) -> AsyncIterator[asyncpg.Connection | None]:
+        """A connection holding the sync lock (one writer across gateways), or None when `wait`
+        is false and another holds it. Taken outside the batch transactions, so each batch's
+        snapshot sees the previous batch's rows."""
+        async with pool.acquire() as conn:
+            if wait:
+                await conn.execute("SELECT pg_advisory_lock($1)", SYNC_LOCK, timeout=LONG_QUERY_TIMEOUT)
+            elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SYNC_LOCK):
+                yield None
+                return
             try:
-                async with conn.transaction(isolation="repeatable_read"):
-                    return await self._index_changed(conn, since, limit or self.batch_size)
+                yield conn
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", SYNC_LOCK)
 
-    async def _index_changed(self, conn: asyncpg.Connection, since: datetime | None, limit: int) -> int:
-        """Index one batch of changed assets; their ocrAt and lines are read in one snapshot."""
-        changed = await conn.fetch(immich_sql.CHANGED_OCR, since, limit)
-        if not changed:
-            return 0
-        ocr_at = {row["asset_id"]: row["ocr_at"] for row in changed}
-        rows = await conn.fetch(immich_sql.OCR_TEXT, list(ocr_at))
-        texts = [row["text"] for row in rows]
-        documents = await asyncio.to_thread(_documents, texts) if self.tokenizer == JIEBA else texts
-        await conn.execute(
-            UPSERT,
-            [row["asset_id"] for row in rows],
-            [row["owner_id"] for row in rows],
-            texts,
-            documents,
-            [ocr_at[row["asset_id"]] for row in rows],
-            self.config,
-        )
-        return len(changed)
+    async def _read(
+        self, conn: asyncpg.Connection, facts: ImmichFacts, feed: Feed, limit: int, batches: int | None = None
+    ) -> int:
+        """Read a feed from LAG before its watermark, in batches of `limit` (at most `batches`);
+        each batch is applied and moves the watermark in one transaction. Rows written."""
+        watermark = feed.decode(await aio_schema.get_meta(conn, feed.key))
+        position = feed.start(watermark)
+        written, done, started = 0, 0, time.monotonic()
+        while batches is None or done < batches:
+            done += 1
+            async with conn.transaction():
+                changes = await conn.fetch(feed.statement, *feed.args(position, limit), timeout=LONG_QUERY_TIMEOUT)
+                if not changes:
+                    break
+                written += await self._apply(conn, facts, [row["asset_id"] for row in changes])
+                position = feed.after(changes[-1])
+                if watermark is None or position > watermark:  # type: ignore[operator]
+                    watermark = position
+                    await aio_schema.set_meta(conn, feed.key, feed.encode(position))
+            if written:
+                rate = written / max(time.monotonic() - started, 1e-6)
+                log.info("OCR index sync", extra={"feed": feed.key, "written": written, "rows_per_s": round(rate)})
+            if len(changes) < limit:
+                break
+        return written
 
-    async def tsquery(self, text: str) -> str:
-        """The query's words as tsquery text, parsed like the documents; '' when nothing is left
-        (only stop words or punctuation)."""
+    async def _apply(self, conn: asyncpg.Connection, facts: ImmichFacts, candidates: list[uuid.UUID]) -> int:
+        """Make the index rows of `candidates` equal their current visible text."""
+        ids = list(dict.fromkeys(candidates))
+        current = {row["asset_id"]: row for row in await conn.fetch(sql.current_text(facts.columns), ids)}
+        indexed = {row["asset_id"]: row["text"] for row in await conn.fetch(INDEXED_TEXT, ids)}
+        changed = [row for asset_id, row in current.items() if indexed.get(asset_id) != row["text"]]
+        gone = [asset_id for asset_id in indexed if asset_id not in current]
+        if changed:
+            texts = [row["text"] for row in changed]
+            documents = await asyncio.to_thread(self._documents, texts)
+            await conn.execute(
+                UPSERT,
+                [row["asset_id"] for row in changed],
+                [row["owner_id"] for row in changed],
+                texts,
+                documents,
+                self.config,
+            )
+        if gone:
+            await conn.execute(DELETE_ROWS, gone)
+        return len(changed) + len(gone)
+
+    def _documents(self, texts: list[str]) -> list[str]:
+        """What to_tsvector parses: folded text for zhparser, folded jieba words otherwise."""
         if self.tokenizer == ZHPARSER:
-            return await self.pool.fetchval("SELECT plainto_tsquery('chinese', $1)::text", text)
-        expression, params = jieba_tsquery_sql(await asyncio.to_thread(jieba_query, text))
-        return await self.pool.fetchval(f"SELECT ({expression})::text", *params)
+            return [fold(text) for text in texts]
+        return jieba_documents(texts)
 
-    async def search(self, query: str, user_id: str, filters: dict[str, Any], limit: int, offset: int) -> list[str]:
-        rows = await self.pool.fetch(
-            immich_sql.SEARCH,
-            query,
-            user_id,
-            filters["visibility"],
-            filters["withDeleted"],
-            filters["type"],
-            filters["isFavorite"],
-            filters["createdAfter"],
-            filters["createdBefore"],
-            filters["takenAfter"],
-            filters["takenBefore"],
-            limit,
-            offset,
-        )
-        return [str(row["asset_id"]) for row in rows]
+    async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
+        """The query's words as tsquery text, folded and split like the documents; '' when
+        nothing is left (only stop words or punctuation)."""
+        folded = await asyncio.to_thread(fold, text)
+        if self.tokenizer == ZHPARSER:
+            return str(await pool.fetchval("SELECT plainto_tsquery('chinese', $1)::text", folded))
+        expression, params = jieba_tsquery_sql(await asyncio.to_thread(jieba_query, folded))
+        return str(await pool.fetchval(f"SELECT ({expression})::text", *params))
 
-
-def _documents(texts: list[str]) -> list[str]:
-    return [jieba_document(text) for text in texts]
-
-
-async def _set_meta(conn: asyncpg.Connection, key: str, value: str) -> None:
-    await conn.execute(
-        "INSERT INTO aio.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        key,
-        value,
-    )
+    async def search(
+        self,
+        pool: asyncpg.Pool,
+        facts: ImmichFacts,
+        tsquery: str,
+        dto: SmartSearch,
+        user_id: str,
+        limit: int,
+        offset: int,
+    ) -> list[str]:
+        """Asset ids matching `tsquery` that `user_id` may see and `dto`'s filters keep, best first."""
+        params = Params()
+        query = params.add(tsquery, "tsquery")
+        conditions = search_conditions(dto, facts, user_id, params)
+        statement = sql.ranked_ocr_search(conditions, query, params.add(limit, "int"), params.add(offset, "int"))
+        return [str(row["asset_id"]) for row in await pool.fetch(statement, *params.values)]
 
 
-async def _choose_tokenizer(conn: asyncpg.Connection) -> str:
+async def _choose_tokenizer(conn: asyncpg.Connection, wanted: str) -> Tokenizer:
     available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
-    if not available:
+    if wanted == JIEBA or (wanted == "auto" and not available):
         return JIEBA
+    if not available:
+        raise RuntimeError("OCR_TOKENIZER=zhparser, but this PostgreSQL server has no zhparser extension")
     try:
         async with conn.transaction():
             await conn.execute(ZHPARSER_SQL)
     except asyncpg.PostgresError as exc:
+        if wanted == ZHPARSER:
+            raise
         log.warning("zhparser is installed but cannot be enabled: using jieba", extra={"error": str(exc)})
         return JIEBA
     return ZHPARSER

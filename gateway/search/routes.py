@@ -4,6 +4,9 @@
 - `clip:words`: Immich's CLIP ranking alone (the prefix stripped, then forwarded);
 - plain text: with HYBRID_SEARCH, Immich's CLIP ranking fused with the OCR ranking; without it,
   and for anything that is not a text query, forwarded to Immich unchanged.
+
+Filters the OCR ranking does not apply are named in the `x-immich-aio-unapplied` header of an
+`ocr:` answer; a mixed search with such filters is answered by Immich's CLIP ranking alone.
 """
 
 from __future__ import annotations
@@ -19,17 +22,16 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from aio_common.http import ApiError, JsonResponse
+from gateway.immich.api import Credentials, ImmichRefused
+from gateway.immich.dto import MAX_PAGE_SIZE, SmartSearch, search_response
 from gateway.search.hybrid import Fusion
-from gateway.search.immich_api import ImmichRefused, credentials_of
-from gateway.search.schemas import SmartSearch, search_response
 from gateway.search.service import SearchService
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 PREFIX = re.compile(r"^\s*(ocr|clip)\s*:", re.IGNORECASE)
-# Immich's largest page; deeper CLIP rankings are fetched page by page.
-IMMICH_MAX_PAGE = 1000
+UNAPPLIED_HEADER = "x-immich-aio-unapplied"
 
 
 @router.post("/api/search/smart")
@@ -38,7 +40,7 @@ async def smart_search(request: Request) -> Response:
     body = await request.body()
     data = _json_object(body)
     query = data.get("query") if data else None
-    if not isinstance(query, str):
+    if data is None or not isinstance(query, str):
         return await service.immich.forward(request, body)
     match = PREFIX.match(query)
     words = query[match.end() :].strip() if match else query.strip()
@@ -46,82 +48,90 @@ async def smart_search(request: Request) -> Response:
     if mode == "clip":
         return await service.immich.forward(request, orjson.dumps({**data, "query": words}))
     if mode == "ocr":
-        return await ocr_search(request, service, body, words)
+        return await ocr_search(request, service, data, words)
     if not service.settings.hybrid_search or not words:
         return await service.immich.forward(request, body)
     return await hybrid_search(request, service, data, words)
 
 
-def _dto(body: bytes) -> SmartSearch:
+def _dto(data: dict[str, Any], words: str) -> SmartSearch:
     try:
-        return SmartSearch.model_validate_json(body)
+        return SmartSearch.model_validate({**data, "query": words})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ApiError(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 async def ocr_ranking(
-    service: SearchService, credentials: dict[str, str], words: str, dto: SmartSearch, limit: int, offset: int
+    service: SearchService, who: Credentials, words: str, dto: SmartSearch, limit: int, offset: int
 ) -> list[str]:
-    """Asset ids of the caller's OCR hits, best first; Immich's 401/403 raise ImmichRefused."""
-    async with service.database() as index:
-        # Who is asking (Immich) and indexing what Immich has just OCR'd (database), at once.
-        caught_up, user = await asyncio.gather(
-            index.catch_up(service.settings.search_catchup_limit),
-            service.immich.me(credentials),
-            return_exceptions=True,
-        )
-        for outcome in (user, caught_up):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        tsquery = await index.tsquery(words)
+    """Asset ids of the caller's OCR hits, best first. The caller is authenticated first (Immich's
+    401/403 raise ImmichRefused); only then is the index caught up and queried."""
+    user = await service.immich.me(who)
+    async with service.searchable() as (pool, facts):
+        await service.index.catch_up(pool, facts, service.settings.search_catchup_limit)
+        tsquery = await service.index.tsquery(pool, words)
         if not tsquery:
             return []
-        return await index.search(tsquery, user["id"], dto.filters(), limit, offset)  # type: ignore[index]
+        return await service.index.search(pool, facts, tsquery, dto, str(user["id"]), limit, offset)
 
 
-async def ocr_search(request: Request, service: SearchService, body: bytes, words: str) -> Response:
+async def ocr_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:
     if not words:
         raise ApiError(400, "ocr: needs words to search for, for example ocr:发票")
-    dto = _dto(body)
-    credentials = credentials_of(request)
+    dto = _dto(data, words)
+    who = Credentials.of(request)
     try:
-        ids = await ocr_ranking(service, credentials, words, dto, dto.size + 1, (dto.page - 1) * dto.size)
+        ids = await ocr_ranking(service, who, words, dto, dto.size + 1, (dto.page - 1) * dto.size)
     except ImmichRefused as refused:
         return refused.response
-    items = await service.immich.assets(ids[: dto.size], credentials)
-    return JsonResponse(search_response(items, dto.page + 1 if len(ids) > dto.size else None))
+    items = await service.immich.assets(ids[: dto.size], who)
+    response = JsonResponse(search_response(items, dto.page + 1 if len(ids) > dto.size else None))
+    if unapplied := dto.unapplied():
+        response.headers[UNAPPLIED_HEADER] = ",".join(unapplied)
+    return response
 
 
 async def hybrid_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:
+    settings = service.settings
     try:
         dto = SmartSearch.model_validate({**data, "query": words})
     except ValidationError:
         return await service.immich.forward(request, orjson.dumps(data))  # Immich names the fault
+    if unapplied := dto.unapplied():
+        log.info("mixed search with filters the OCR ranking cannot apply: CLIP only", extra={"filters": unapplied})
+        return await service.immich.forward(request, orjson.dumps(data))
     depth = dto.page * dto.size
-    credentials = credentials_of(request)
+    if depth > settings.hybrid_max_depth and (dto.page - 1) * dto.size >= settings.hybrid_max_depth:
+        raise ApiError(
+            400,
+            f"Mixed search ranks the first {settings.hybrid_max_depth} results (HYBRID_MAX_DEPTH); page "
+            f"{dto.page} of size {dto.size} lies beyond. Use clip: or ocr: to page one ranking further.",
+        )
+    depth = min(depth, settings.hybrid_max_depth)
+    who = Credentials.of(request)
     clip_task = asyncio.ensure_future(_clip_ranking(service, request, data, words, depth))
     try:
-        ocr_ids = await ocr_ranking(service, credentials, words, dto, depth + 1, 0)
+        ocr_ids = await ocr_ranking(service, who, words, dto, depth + 1, 0)
     except (ApiError, ImmichRefused) as exc:
         # Without the index (or with refused credentials, which Immich's own answer will
         # show), the CLIP ranking alone answers.
-        log.info("hybrid search without OCR ranking", extra={"error": getattr(exc, "message", "refused")})
+        log.info("mixed search without the OCR ranking", extra={"error": str(exc)})
         ocr_ids = []
     clip = await clip_task
     if isinstance(clip, Response):
         return clip
     clip_items, clip_more = clip
     clip_ids = list(clip_items)
-    fusion = Fusion(
-        service.settings.hybrid_rrf_k, service.settings.hybrid_clip_weight, service.settings.hybrid_ocr_weight
-    )
-    page = fusion.page(clip_ids, ocr_ids[:depth], dto.page, dto.size)
+    fusion = Fusion(settings.hybrid_rrf_k, settings.hybrid_clip_weight, settings.hybrid_ocr_weight)
+    # Fusion replays earlier pages; bounded by HYBRID_MAX_DEPTH, and off the event loop.
+    page = await asyncio.to_thread(fusion.page, clip_ids, ocr_ids[:depth], dto.page, dto.size)
     missing = [asset_id for asset_id in page if asset_id not in clip_items]
-    fetched = {item["id"]: item for item in await service.immich.assets(missing, credentials)}
+    fetched = {item["id"]: item for item in await service.immich.assets(missing, who)}
     items = [clip_items.get(asset_id) or fetched.get(asset_id) for asset_id in page]
     more = clip_more or len(ocr_ids) > depth or len(set(clip_ids) | set(ocr_ids[:depth])) > depth
-    return JsonResponse(search_response([i for i in items if i], dto.page + 1 if more else None))
+    within = dto.page * dto.size < settings.hybrid_max_depth
+    return JsonResponse(search_response([i for i in items if i], dto.page + 1 if more and within else None))
 
 
 async def _clip_ranking(
@@ -130,7 +140,7 @@ async def _clip_ranking(
     """Immich's CLIP ranking `depth` deep (AssetResponseDto by id, in rank order) and whether it
     goes deeper; or Immich's own answer when it refused."""
     items: dict[str, dict[str, Any]] = {}
-    size = min(depth, IMMICH_MAX_PAGE)
+    size = min(depth, MAX_PAGE_SIZE)
     page = 1
     while True:
         body = orjson.dumps({**data, "query": words, "page": page, "size": size})

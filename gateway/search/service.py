@@ -1,8 +1,8 @@
-"""The search's moving parts: the database connection, the index and its sync loop, Immich's API.
+"""The search's moving parts: the OCR index over Immich's database, and the step of its loop.
 
 The database is optional for the rest of the gateway: without it /predict still works, plain
-searches are still forwarded and `ocr:` searches answer 503 naming the problem, until the
-database is reachable again and the index catches up.
+searches are answered by Immich's CLIP ranking alone and `ocr:` searches answer 503 naming the
+problem at once, until the database loop has it back and the index has caught up.
 """
 
 from __future__ import annotations
@@ -10,95 +10,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 
 from aio_common.http import ApiError
-from gateway.search.immich_api import ImmichApi
+from gateway.immich.api import ImmichApi
+from gateway.immich.db import Database
+from gateway.immich.facts import ImmichFacts
 from gateway.search.index import OcrIndex
-from gateway.search.tokenize import JIEBA, warm_up_jieba
+from gateway.search.tokenize import warm_up
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+OCR_SEARCH = "ocr: search"
 
 
 class SearchService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, db: Database, immich: ImmichApi) -> None:
         self.settings = settings
-        self.immich = ImmichApi(
-            settings.immich_server_url,
-            settings.connect_timeout,
-            settings.read_timeout,
-            settings.asset_fetch_concurrency,
-        )
-        self.index: OcrIndex | None = None
-        self.error = "the database has not been reached yet"
-        self._connecting = asyncio.Lock()
+        self.db = db
+        self.immich = immich
+        self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer)
+        self._prepared_for = 0  # the database connection (generation) the index was prepared on
+        self._synced_for = 0  # ... and the one its last full pass completed on
+        self._reconciled_at: float | None = None
 
-    async def connect(self) -> None:
-        async with self._connecting:
-            if self.index is None:
-                await self._connect()
+    @property
+    def ready(self) -> bool:
+        return self.db.up and self._prepared_for == self.db.generation
 
-    async def _connect(self) -> None:
-        s = self.settings
-        try:
-            pool = await asyncpg.create_pool(
-                host=s.db_hostname,
-                port=s.db_port,
-                user=s.db_username,
-                password=s.db_password,
-                database=s.db_database_name,
-                min_size=1,
-                max_size=10,
-                timeout=s.connect_timeout,
-            )
-        except DATABASE_ERRORS as exc:
-            self.error = f"database {s.db_hostname}:{s.db_port}/{s.db_database_name} unreachable: {exc}"
-            log.warning("OCR index unavailable", extra={"error": self.error})
+    async def sync_step(self) -> None:
+        """The index loop's step: prepare after each (re)connection, sync, reconcile when due.
+        Nothing to do while the database is down (its own loop reports why)."""
+        if not self.db.up:
             return
-        index = OcrIndex(pool, s.sync_batch_size)
-        try:
-            await index.migrate()
-        except DATABASE_ERRORS as exc:
-            self.error = f"the OCR index could not be set up: {exc}"
-            log.warning("OCR index unavailable", extra={"error": self.error})
-            await pool.close()
-            return
-        self.index = index
+        async with self.db.use("OCR index sync") as (pool, facts):
+            if self._prepared_for != self.db.generation:
+                await self.index.prepare(pool)
+                await asyncio.to_thread(warm_up)  # jieba's and OpenCC's tables load in about a second
+                self._prepared_for = self.db.generation
+            await self.index.sync(pool, facts)
+            self._synced_for = self.db.generation
+            now = time.monotonic()
+            if self._reconciled_at is None or now - self._reconciled_at >= self.settings.index_reconcile_interval:
+                await self.index.reconcile(pool, facts)
+                self._reconciled_at = now
 
     @contextlib.asynccontextmanager
-    async def database(self) -> AsyncIterator[OcrIndex]:
-        """The index (connecting first if the database was down), with database failures turned
-        into a 503 that names them."""
-        if self.index is None:
-            await self.connect()
-        index = self.index
-        if index is None:
-            raise ApiError(503, f"ocr: search is unavailable: {self.error}")
-        try:
-            yield index
-        except DATABASE_ERRORS as exc:
-            raise ApiError(503, f"ocr: search is unavailable: database error: {exc}") from None
+    async def searchable(self) -> AsyncIterator[tuple[asyncpg.Pool, ImmichFacts]]:
+        """The database for a search, or at once a 503 that says why there is none."""
+        async with self.db.use(OCR_SEARCH) as (pool, facts):
+            if not self.ready:
+                raise ApiError(503, f"{OCR_SEARCH} is unavailable: the OCR index is being prepared")
+            yield pool, facts
 
-    async def sync_forever(self) -> None:
-        await self.connect()
-        if self.index is not None and self.index.tokenizer == JIEBA:
-            await asyncio.to_thread(warm_up_jieba)  # its dictionary loads in about a second
-        while True:
-            if self.index is None:
-                await self.connect()
-            if self.index is not None:
-                try:
-                    await self.index.sync()
-                except DATABASE_ERRORS as exc:
-                    log.warning("OCR index sync failed; retrying", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.sync_interval)
-
-    async def close(self) -> None:
-        await self.immich.close()
-        if self.index is not None:
-            await self.index.pool.close()
+    def state(self) -> dict[str, Any]:
+        return {
+            "available": self.ready,
+            # False while the first pass after a (re)connection runs: results may be partial.
+            "caughtUp": self.ready and self._synced_for == self.db.generation,
+            "tokenizer": self.index.tokenizer if self.ready else None,
+            "error": None if self.ready else (self.db.error if not self.db.up else "the OCR index is being prepared"),
+        }

@@ -1,48 +1,84 @@
-"""Word splitting for the index: zhparser in the database when it has it, else jieba in Python.
+"""Words for the index: folding, then splitting by zhparser in the database or jieba in Python.
 
-One tokenizer per index: the index records which one built it and queries use the same one.
-Both paths end in PostgreSQL full text search (a tsvector per asset, a tsquery per search).
+Folding makes matching script- and width-insensitive: Unicode NFKC (full-width letters and
+digits become ASCII) and traditional -> simplified Chinese (OpenCC `t2s`, dictionaries shipped in
+the wheel); punctuation and symbols become spaces and letters are split from digits, so both
+tokenizers see `No.123`, `Tel12345678` and `¥28` as the same words. Documents and queries are
+folded alike; the index records the tokenizer and the folding it was built with and is rebuilt
+when either changes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 import jieba
+import opencc
 
 log = logging.getLogger(__name__)
 
 ZHPARSER = "zhparser"
 JIEBA = "jieba"
+Tokenizer = Literal["zhparser", "jieba"]
+# Bump when `fold` changes: stored words were built with the old folding.
+FOLDING = "nfkc+opencc-t2s+words/1"
+_SEPARATOR = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 
-_jieba_ready = threading.Lock()
+# zhparser's settings, on every connection of ours (and in db/'s init SQL for everyone else):
+# multi_short also indexes the short words inside a compound, so 奶茶 finds 奶茶店 as jieba's
+# search mode does; punctuation is never a word.
+ZHPARSER_SETTINGS = {"zhparser.multi_short": "on", "zhparser.punctuation_ignore": "on"}
 
-# Function words that say nothing about a photo, left out on both sides (zhparser's `chinese`
-# configuration likewise maps only content words: nouns, verbs, adjectives, idioms...).
+_ready = threading.Lock()
+_t2s: opencc.OpenCC | None = None
+
+# Function words that say nothing about a photo, left out on the jieba path (zhparser's
+# `chinese` configuration likewise maps only content words: nouns, verbs, adjectives...).
 STOP_WORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 之 着 过 吗 呢 吧 啊 把 被 这 那 其 于 以 a an the of and or to is are".split()
 )
+
+
+def warm_up() -> None:
+    """Load jieba's dictionary and OpenCC's tables once (about a second); later calls are cheap."""
+    global _t2s
+    with _ready:
+        if _t2s is None:
+            _t2s = opencc.OpenCC("t2s")
+        if not jieba.dt.initialized:
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+
+
+def fold(text: str) -> str:
+    """Width- and script-insensitive words of `text`: NFKC, traditional -> simplified,
+    punctuation and symbols as spaces, letters apart from digits."""
+    warm_up()
+    assert _t2s is not None
+    simplified = str(_t2s.convert(unicodedata.normalize("NFKC", text)))
+    spaced = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in simplified)
+    return _SEPARATOR.sub(" ", spaced)
 
 
 def _is_word(token: str) -> bool:
     return not token.isspace() and token.lower() not in STOP_WORDS
 
 
-def warm_up_jieba() -> None:
-    """Load jieba's dictionary once (about a second); later calls are cheap."""
-    with _jieba_ready:
-        if not jieba.dt.initialized:
-            jieba.setLogLevel(logging.WARNING)
-            jieba.initialize()
-
-
-def jieba_document(text: str) -> str:
-    """The text as space-separated search words: every word plus its dictionary sub-words
+def jieba_document(folded: str) -> str:
+    """Folded text as space-separated search words: every word plus its dictionary sub-words
     (增值税电子普通发票 -> 增值 增值税 电子 普通 发票 普通发票), for the `simple` configuration."""
-    warm_up_jieba()
-    return " ".join(word for word in jieba.cut_for_search(text) if _is_word(word))
+    warm_up()
+    return " ".join(word for word in jieba.cut_for_search(folded) if _is_word(word))
+
+
+def jieba_documents(texts: list[str]) -> list[str]:
+    """Fold and split a batch (run in a worker thread or process)."""
+    return [jieba_document(fold(text)) for text in texts]
 
 
 @dataclass(frozen=True)
@@ -53,11 +89,11 @@ class QueryWord:
     parts: tuple[str, ...]
 
 
-def jieba_query(text: str) -> list[QueryWord]:
-    """Split a query into words; each word must match. A word the document may hold only as its
-    sub-words (电子发票 written as 电子 … 发票) also matches through those."""
-    warm_up_jieba()
-    return [QueryWord(word, _tiling(word)) for word in jieba.cut(text) if _is_word(word)]
+def jieba_query(folded: str) -> list[QueryWord]:
+    """Split a folded query into words; each word must match. A word the document may hold
+    only as its sub-words (电子发票 written as 电子 … 发票) also matches through those."""
+    warm_up()
+    return [QueryWord(word, _tiling(word)) for word in jieba.cut(folded) if _is_word(word)]
 
 
 def _tiling(word: str) -> tuple[str, ...]:

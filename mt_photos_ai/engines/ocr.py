@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 MIN_SIDE = 32
 # Boxes whose top-left corners differ by less than this many pixels in y are one line.
 LINE_Y_TOLERANCE = 10
-# Immich scales the short side to maxResolution; a very long, thin image would then become
-# enormous, so the long side of the detector's input is capped.
+# Immich scales the short side to maxResolution (any value >= 1); a large value, or a long thin
+# image, would make the detector's input enormous, so its long side is capped here (/info says so).
 MAX_DETECTION_SIDE = 4096
 
 

@@ -1,11 +1,15 @@
-"""Immich's HTTP API as the search needs it: who is calling, their assets, and forwarding.
+"""Immich's HTTP API as the gateway uses it: who is calling, their assets, the server version,
+jobs, tags, and forwarding a search unchanged.
 
-Every call carries the caller's own credentials, so Immich checks permissions itself.
+Calls for a user carry that user's own credentials, in whichever form the client sent them, so
+Immich checks permissions itself. Transport failures become a fast 503/504 naming the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,9 +18,14 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from aio_common.http import ApiError
+from gateway.immich.facts import Version
 
-# Headers that identify the caller to Immich (cookie immich_access_token, API key, bearer token).
-CREDENTIAL_HEADERS = ("cookie", "x-api-key", "authorization")
+log = logging.getLogger(__name__)
+
+# Every way Immich accepts a caller: the session cookie, API key and bearer token, the headers
+# of older mobile apps and shared sessions, and the query parameters.
+CREDENTIAL_HEADERS = ("cookie", "x-api-key", "authorization", "x-immich-user-token", "x-immich-session-token")
+CREDENTIAL_PARAMS = ("apiKey", "sessionKey")
 # Hop-by-hop headers are about one connection, never forwarded (RFC 9110 section 7.6.1).
 HOP_BY_HOP = {
     "connection",
@@ -29,15 +38,38 @@ HOP_BY_HOP = {
     "upgrade",
     "host",
 }
+SEARCH_PATH = "/api/search/smart"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    headers: dict[str, str]
+    params: dict[str, str]
+
+    @classmethod
+    def of(cls, request: Request) -> Credentials:
+        return cls(
+            {name: value for name in CREDENTIAL_HEADERS if (value := request.headers.get(name)) is not None},
+            {name: value for name in CREDENTIAL_PARAMS if (value := request.query_params.get(name)) is not None},
+        )
+
+    @classmethod
+    def api_key(cls, key: str) -> Credentials:
+        return cls({"x-api-key": key}, {})
 
 
 class ImmichRefused(Exception):
     """Immich answered the caller's credentials with 401/403: passed back as is."""
 
     def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"Immich refused the credentials ({response.status_code})")
         self.response = Response(
             response.content, status_code=response.status_code, media_type=response.headers.get("content-type")
         )
+
+
+class JobNotStarted(Exception):
+    """Immich answered a queue start with 'already running': the start is still owed."""
 
 
 class ImmichApi:
@@ -49,42 +81,64 @@ class ImmichApi:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def me(self, credentials: dict[str, str]) -> dict[str, Any]:
-        response = await self._send("GET", "/api/users/me", headers=credentials)
+    async def me(self, who: Credentials) -> dict[str, Any]:
+        """The caller's UserAdminResponseDto; ImmichRefused when Immich does not know them."""
+        response = await self._send("GET", "/api/users/me", headers=who.headers, params=who.params)
         if response.status_code in (401, 403):
             raise ImmichRefused(response)
         if response.status_code != 200:
             raise ApiError(502, f"Immich server: /api/users/me answered {response.status_code}")
-        return response.json()
+        user: dict[str, Any] = response.json()
+        return user
 
-    async def assets(self, ids: list[str], credentials: dict[str, str]) -> list[dict[str, Any]]:
+    async def assets(self, ids: list[str], who: Credentials) -> list[dict[str, Any]]:
         """AssetResponseDto of each id, in the given order; ids Immich refuses are left out."""
         limit = asyncio.Semaphore(self.concurrency)
 
         async def one(asset_id: str) -> dict[str, Any] | None:
             async with limit:
-                response = await self._send("GET", f"/api/assets/{asset_id}", headers=credentials)
+                response = await self._send("GET", f"/api/assets/{asset_id}", headers=who.headers, params=who.params)
             return response.json() if response.status_code == 200 else None
 
         found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
         return [asset for asset in found if asset is not None]
 
-    async def start_queue(self, queue: str, admin_key: str) -> None:
-        """Start one of Immich's job queues for the assets missing its result (no force).
-        Immich 2.x serves it at /api/jobs/{queue}, later releases at /api/queues/{queue}."""
-        command = {"command": "start", "force": False}
-        for path in (f"/api/jobs/{queue}", f"/api/queues/{queue}"):
-            response = await self._send("PUT", path, json=command, headers={"x-api-key": admin_key})
-            if response.status_code != 404:
-                break
+    async def server_version(self) -> Version:
+        """GET /api/server/version (open to anyone). ApiError when unreachable, ValueError when odd."""
+        response = await self._send("GET", "/api/server/version")
+        if response.status_code != 200:
+            raise ValueError(f"/api/server/version answered {response.status_code}")
+        return Version.of(response.json())
+
+    async def start_job(self, queue: str, admin: Credentials) -> None:
+        """Start one of Immich's queues for the assets missing its result (no force), through
+        PUT /api/jobs/{queue}, which every release from 2.2 to 3.2 serves. (PUT /api/queues/{queue}
+        of 3.x only pauses and resumes: it answers 200 to a start command and does nothing.)
+        JobNotStarted when the queue is already running; ApiError on any other refusal."""
+        response = await self._send(
+            "PUT", f"/api/jobs/{queue}", json={"command": "start", "force": False}, headers=admin.headers
+        )
+        if response.status_code == 400 and "already running" in response.text.lower():
+            raise JobNotStarted(queue)
         if response.status_code >= 300:
             raise ApiError(
                 502, f"Immich refused to start the {queue} queue ({response.status_code}): {response.text[:300]}"
             )
 
+    async def untag(self, tag_id: str, asset_ids: list[str], owner: Credentials) -> None:
+        """DELETE /api/tags/{id}/assets as the tag's owner: Immich updates tag_asset and the
+        asset's stored tag list, and queues the sidecar write."""
+        response = await self._send(
+            "DELETE", f"/api/tags/{tag_id}/assets", json={"ids": asset_ids}, headers=owner.headers
+        )
+        if response.status_code >= 300:
+            raise ApiError(502, f"Immich refused to untag ({response.status_code}): {response.text[:300]}")
+
     async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
         """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
-        response = await self._send("POST", "/api/search/smart", content=body, headers=_passed_headers(request))
+        response = await self._send(
+            "POST", SEARCH_PATH, content=body, params=request.url.query, headers=_passed_headers(request)
+        )
         return response.status_code, response.content
 
     async def forward(self, request: Request, body: bytes) -> StreamingResponse:
@@ -117,7 +171,3 @@ def _passed_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The caller's headers as Immich should see them: not hop-by-hop, and no content-length,
     which is recomputed (a `clip:` query is forwarded with its prefix removed)."""
     return [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]
-
-
-def credentials_of(request: Request) -> dict[str, str]:
-    return {name: value for name in CREDENTIAL_HEADERS if (value := request.headers.get(name)) is not None}

@@ -1,8 +1,9 @@
-"""Stand-ins for backends that cannot run here, faithful to Immich's ML protocol.
+"""Stand-ins for what cannot run here, faithful to the protocol facts (see shared reference).
 
 `stock_immich_ml`: the stock Immich ML server (/ping, /predict answering faces as it does).
-`fake_ai`: a fast AI service replica whose behaviour a test sets (status, delay, health).
-Both record what they receive, so tests can check what the gateway forwarded.
+`fake_ai`: a fast AI service replica whose behaviour a test sets (status, delay, health, model).
+`stock_immich_server`: Immich's API of a given release (versions, credentials, jobs, tags).
+All record what they receive, so tests can check what the gateway sent.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -38,6 +41,8 @@ class Behaviour:
     ping_status: int = 200
     dimension: int = 512
     model: str = "ViT-B-16"
+    # A 200 answer with this body instead of the protocol's (a broken backend).
+    raw_answer: bytes | None = None
     received: list[Received] = field(default_factory=list)
 
 
@@ -86,6 +91,8 @@ def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request):
         received, data = await _receive(request, behaviour, "stock server")
+        if behaviour.raw_answer is not None:
+            return PlainTextResponse(behaviour.raw_answer)
         width, height = Image.open(io.BytesIO(data)).size if data else (0, 0)
         answer: dict[str, Any] = {}
         if p.FACES in received.entries:
@@ -115,6 +122,8 @@ def fake_ai(behaviour: Behaviour) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request):
         received, _ = await _receive(request, behaviour, "replica")
+        if behaviour.raw_answer is not None:
+            return PlainTextResponse(behaviour.raw_answer)
         answer: dict[str, Any] = {"imageHeight": 10, "imageWidth": 20} if received.image_sha256 else {}
         if p.CLIP in received.entries:
             answer[p.CLIP] = p.embedding_literal([0.5] * behaviour.dimension)
@@ -127,8 +136,12 @@ def fake_ai(behaviour: Behaviour) -> FastAPI:
 
 @dataclass
 class ImmichServer:
-    """State of the stand-in Immich API: users by credential, assets' owners, partners."""
+    """State of the stand-in Immich API of one release: users by credential, assets' owners,
+    partners, the queues it runs, and what it received."""
 
+    version: str = "3.2.2"
+    # The scratch database the release's tag API writes to (DELETE /api/tags/{id}/assets).
+    database: str = ""
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # credential -> UserAdminResponseDto
     owners: dict[str, str] = field(default_factory=dict)  # asset id -> owner id
     partners: set[tuple[str, str]] = field(default_factory=set)  # (shared by, shared with)
@@ -137,31 +150,57 @@ class ImmichServer:
     # What Immich's CLIP search ranks, best first, for any query; and how long it takes.
     clip_ranking: list[str] = field(default_factory=list)
     search_delay: float = 0.0
-    # Job commands received: (queue, body, caller's user id); the status the jobs route answers.
-    jobs: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    # Job commands received: (route, queue, body, caller's user id); the status the jobs route
+    # answers; queues already running (a start answers 400, as Immich does).
+    jobs: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
     jobs_status: int = 200
+    running: set[str] = field(default_factory=set)
+    untagged: list[tuple[str, list[str], str]] = field(default_factory=list)  # (tag, asset ids, caller)
+
+    @property
+    def release(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.version.split("."))
+
+    @property
+    def major(self) -> int:
+        return self.release[0]
 
     def add_user(self, user_id: str, api_key: str, is_admin: bool = False) -> None:
         self.users[api_key] = {"id": user_id, "email": f"{user_id[:8]}@example.com", "isAdmin": is_admin}
+
+    def started(self) -> list[str]:
+        """Queues started through the job route (the one that starts anything)."""
+        return [queue for route, queue, body, _ in self.jobs if route == "jobs" and body.get("command") == "start"]
 
 
 UNAUTHORIZED = {"message": "Authentication required", "error": "Unauthorized", "statusCode": 401}
 
 
 def stock_immich_server(state: ImmichServer) -> FastAPI:
-    """Checks credentials the way Immich does: x-api-key, cookie immich_access_token, or bearer."""
+    """Immich's API as far as the gateway uses it, with the behaviour of `state.version`."""
     app = FastAPI()
 
     def caller(request: Request) -> dict[str, Any] | None:
+        """Every credential form Immich accepts: cookie, x-api-key, bearer, the mobile apps'
+        x-immich-user-token, x-immich-session-token, and ?apiKey= / ?sessionKey=."""
         bearer = request.headers.get("authorization", "")
         for credential in (
             request.headers.get("x-api-key"),
             request.cookies.get("immich_access_token"),
             bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None,
+            request.headers.get("x-immich-user-token"),
+            request.headers.get("x-immich-session-token"),
+            request.query_params.get("apiKey"),
+            request.query_params.get("sessionKey"),
         ):
             if credential and credential in state.users:
                 return state.users[credential]
         return None
+
+    @app.get("/api/server/version")
+    async def version():
+        major, minor, patch = (int(part) for part in state.version.split("."))
+        return {"major": major, "minor": minor, "patch": patch, "prerelease": None}
 
     @app.get("/api/users/me")
     async def me(request: Request):
@@ -179,17 +218,66 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
             return JSONResponse({"message": "Not found or no asset.read access", "statusCode": 400}, 400)
         return {"id": asset_id, "ownerId": owner, "type": "IMAGE", "originalFileName": f"{asset_id[:8]}.jpg"}
 
-    @app.put("/api/jobs/{queue}")
-    async def job(queue: str, request: Request):
+    def admin_of(request: Request) -> dict[str, Any] | JSONResponse:
         user = caller(request)
         if user is None:
             return JSONResponse(UNAUTHORIZED, 401)
         if not user["isAdmin"]:
             return JSONResponse({"message": "Forbidden", "statusCode": 403}, 403)
+        return user
+
+    @app.put("/api/jobs/{queue}")
+    async def job(queue: str, request: Request):
+        user = admin_of(request)
+        if isinstance(user, JSONResponse):
+            return user
         if state.jobs_status != 200:
             return JSONResponse({"message": "jobs unavailable"}, state.jobs_status)
-        state.jobs.append((queue, orjson.loads(await request.body()), user["id"]))
+        body = orjson.loads(await request.body())
+        if body.get("command") == "start" and queue in state.running:
+            return JSONResponse({"message": "Job is already running", "statusCode": 400}, 400)
+        state.jobs.append(("jobs", queue, body, user["id"]))
         return {"jobCounts": {"active": 0, "waiting": 1}, "queueStatus": {"isActive": True, "isPaused": False}}
+
+    @app.put("/api/queues/{queue}")
+    async def queue_update(queue: str, request: Request):
+        """3.x: pauses or resumes a queue; a start command is accepted and does nothing."""
+        if state.major < 3:
+            return JSONResponse({"message": "Cannot PUT /api/queues", "statusCode": 404}, 404)
+        user = admin_of(request)
+        if isinstance(user, JSONResponse):
+            return user
+        state.jobs.append(("queues", queue, orjson.loads(await request.body()), user["id"]))
+        return {"name": queue, "isPaused": False}
+
+    @app.delete("/api/tags/{tag_id}/assets")
+    async def untag(tag_id: str, request: Request):
+        """Only the tag's owner may untag; Immich removes tag_asset rows and the stored tag value."""
+        user = caller(request)
+        if user is None:
+            return JSONResponse(UNAUTHORIZED, 401)
+        ids = [uuid.UUID(a) for a in orjson.loads(await request.body())["ids"]]
+        conn = await asyncpg.connect(state.database)
+        try:
+            tag = await conn.fetchrow('SELECT "userId", value FROM tag WHERE id = $1', uuid.UUID(tag_id))
+            if tag is None or str(tag["userId"]) != user["id"]:
+                return JSONResponse({"message": "Not found or no tag.asset access", "statusCode": 400}, 400)
+            asset_col, tag_col = ("assetId", "tagId") if state.release >= (2, 3) else ("assetsId", "tagsId")
+            await conn.execute(
+                f'DELETE FROM tag_asset WHERE "{tag_col}" = $1 AND "{asset_col}" = ANY($2::uuid[])',
+                uuid.UUID(tag_id),
+                ids,
+            )
+            if state.release >= (2, 5):
+                await conn.execute(
+                    'UPDATE asset_exif SET tags = array_remove(tags, $2::varchar) WHERE "assetId" = ANY($1::uuid[])',
+                    ids,
+                    tag["value"],
+                )
+        finally:
+            await conn.close()
+        state.untagged.append((tag_id, [str(i) for i in ids], user["id"]))
+        return [{"id": str(i), "success": True} for i in ids]
 
     @app.get("/api/server/ping")
     async def server_ping(request: Request):
@@ -214,6 +302,8 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
             {"id": a, "ownerId": state.owners.get(a), "type": "IMAGE", "originalFileName": "clip.jpg"} for a in ranked
         ]
         assets = {"total": len(items), "count": len(items), "items": items, "facets": []}
+        if state.major >= 3:
+            assets["nextCursor"] = None
         return JSONResponse(
             {
                 "albums": {"total": 0, "count": 0, "items": [], "facets": []},

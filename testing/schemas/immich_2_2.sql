@@ -1,4 +1,5 @@
--- The Immich 2.x tables the gateway reads, with Immich's names and types (no vector columns).
+-- The Immich 2.2 tables the gateway reads and writes, with Immich's names and types (no vector
+-- columns). Test data: what a 2.2 database has, not Immich's code.
 CREATE TYPE asset_visibility_enum AS ENUM ('archive', 'timeline', 'hidden', 'locked');
 
 CREATE TABLE asset (
@@ -9,8 +10,21 @@ CREATE TABLE asset (
   "deletedAt" timestamp with time zone,
   "fileCreatedAt" timestamp with time zone NOT NULL DEFAULT now(),
   "createdAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updatedAt" timestamp with time zone NOT NULL DEFAULT now(),
   "isFavorite" boolean NOT NULL DEFAULT false,
   "originalFileName" character varying NOT NULL DEFAULT 'IMG.jpg'
+);
+
+CREATE TABLE asset_file (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  type character varying NOT NULL,
+  path character varying NOT NULL
+);
+
+CREATE TABLE asset_exif (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  city character varying
 );
 
 CREATE TABLE asset_ocr (
@@ -28,6 +42,8 @@ CREATE TABLE asset_job_status (
   "facesRecognizedAt" timestamp with time zone,
   "metadataExtractedAt" timestamp with time zone,
   "duplicatesDetectedAt" timestamp with time zone,
+  "previewAt" timestamp with time zone,
+  "thumbnailAt" timestamp with time zone,
   "ocrAt" timestamp with time zone
 );
 

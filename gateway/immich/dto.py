@@ -1,0 +1,161 @@
+"""Immich's search request and answer as far as the gateway reads and writes them (3.2's
+SmartSearchDto with its `filter` tree; the shapes of @immich/sdk 3.2.2).
+
+Fields the gateway applies are typed and checked; every other field is kept, so the gateway can
+name what it did not apply and forward requests unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AssetType = Literal["IMAGE", "VIDEO", "AUDIO", "OTHER"]
+Visibility = Literal["archive", "timeline", "hidden", "locked"]
+
+# Immich's largest page, and Immich's default page size of a smart search.
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+class _Filter(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VisibilityFilter(_Filter):
+    eq: Visibility | None = None
+    ne: Visibility | None = None
+    in_: list[Visibility] | None = Field(default=None, alias="in")
+    notIn: list[Visibility] | None = None
+
+
+class TypeFilter(_Filter):
+    eq: AssetType | None = None
+    ne: AssetType | None = None
+    in_: list[AssetType] | None = Field(default=None, alias="in")
+    notIn: list[AssetType] | None = None
+
+
+class BoolFilter(_Filter):
+    eq: bool
+
+
+class DateFilter(_Filter):
+    """`eq`/`ne` may be null where the column is nullable (trashedAt): null means IS NULL."""
+
+    eq: datetime | None = None
+    ne: datetime | None = None
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+
+
+class IdFilter(_Filter):
+    eq: UUID | None = None
+    ne: UUID | None = None
+
+
+class FilterBranch(BaseModel):
+    """One branch of SearchFilter: its conditions all hold. Other keys are kept (not applied)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    visibility: VisibilityFilter | None = None
+    type: TypeFilter | None = None
+    isFavorite: BoolFilter | None = None
+    takenAt: DateFilter | None = None
+    createdAt: DateFilter | None = None
+    updatedAt: DateFilter | None = None
+    trashedAt: DateFilter | None = None
+    id: IdFilter | None = None
+
+    def unapplied(self) -> list[str]:
+        return sorted(name for name, value in (self.model_extra or {}).items() if value not in (None, {}, []))
+
+
+class SearchFilter(FilterBranch):
+    """3.2's filter tree: the top-level conditions, and any one of the `or` branches."""
+
+    or_: list[FilterBranch] | None = Field(default=None, alias="or")
+
+    def unapplied(self) -> list[str]:
+        names = set(super().unapplied())
+        for branch in self.or_ or []:
+            names.update(branch.unapplied())
+        return sorted(f"filter.{name}" for name in names)
+
+    def mentions(self, field: str) -> bool:
+        return getattr(self, field) is not None or any(getattr(b, field) is not None for b in self.or_ or [])
+
+
+# SmartSearchDto fields that filter results but that the gateway does not apply to OCR hits.
+UNAPPLIED_FLAT = (
+    "albumIds",
+    "city",
+    "country",
+    "isEncoded",
+    "isMotion",
+    "isNotInAlbum",
+    "isOffline",
+    "lensModel",
+    "libraryId",
+    "make",
+    "model",
+    "ocr",
+    "personIds",
+    "rating",
+    "state",
+    "tagIds",
+)
+
+
+class SmartSearch(BaseModel):
+    """Immich's SmartSearchDto: paging, the filters applied to OCR hits, and everything else kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    query: str
+    page: int = Field(default=1, ge=1)
+    size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    type: AssetType | None = None
+    isFavorite: bool | None = None
+    visibility: Visibility | None = None
+    withDeleted: bool = False
+    createdAfter: datetime | None = None
+    createdBefore: datetime | None = None
+    takenAfter: datetime | None = None
+    takenBefore: datetime | None = None
+    trashedAfter: datetime | None = None
+    trashedBefore: datetime | None = None
+    updatedAfter: datetime | None = None
+    updatedBefore: datetime | None = None
+    filter: SearchFilter | None = None
+
+    def unapplied(self) -> list[str]:
+        """The filters of this request that the OCR ranking does not apply (Immich's CLIP does)."""
+        extra = self.model_extra or {}
+        flat = [
+            name
+            for name in UNAPPLIED_FLAT
+            if extra.get(name) not in (None, [], "") and not (name == "isNotInAlbum" and extra[name] is False)
+        ]
+        return flat + (self.filter.unapplied() if self.filter else [])
+
+
+def search_response(items: list[dict[str, Any]], next_page: int | None) -> dict[str, Any]:
+    """Immich's SearchResponseDto with assets only; smart search pages by number (no cursor)."""
+    return {
+        "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+        "assets": {
+            "total": len(items),
+            "count": len(items),
+            "items": items,
+            "facets": [],
+            "nextPage": str(next_page) if next_page else None,
+            "nextCursor": None,
+        },
+    }

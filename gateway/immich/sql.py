@@ -1,0 +1,168 @@
+"""Every SQL statement that touches Immich's tables: the one place holding their table and column
+names. Only reads, except the re-process resets and untagging. Statements whose names changed
+between releases are built from the discovered `Columns`. Our own tables live in schema `aio`.
+"""
+
+from __future__ import annotations
+
+from gateway.immich.facts import Columns, ImmichFacts
+
+# The table our index rows reference (ON DELETE CASCADE: a deleted asset leaves the index).
+ASSET_TABLE = "asset"
+
+# ---- the OCR text, and what changed ----
+
+
+def visible(columns: Columns, alias: str = "o") -> str:
+    """The condition for a line Immich shows (2.5+ hides lines cropped out of a photo)."""
+    return f'{alias}."isVisible"' if columns.ocr_is_visible else "true"
+
+
+def current_text(columns: Columns) -> str:
+    """Each asset's visible OCR lines in reading order (top to bottom, then left to right), with
+    its owner; assets without visible text are absent. $1: asset ids."""
+    return f"""
+SELECT a.id AS asset_id, a."ownerId" AS owner_id, string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
+FROM asset a JOIN asset_ocr o ON o."assetId" = a.id AND {visible(columns)}
+WHERE a.id = ANY($1::uuid[])
+GROUP BY a.id
+"""
+
+
+def differing_assets(columns: Columns) -> str:
+    """Assets whose visible text differs from the index (the reconcile): visibility changes, and
+    anything a change feed cannot see (a truncated asset_ocr). Compares the same aggregate."""
+    return f"""
+WITH current AS (
+  SELECT o."assetId" AS asset_id, string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
+  FROM asset_ocr o WHERE {visible(columns)} GROUP BY o."assetId"
+)
+SELECT coalesce(c.asset_id, i.asset_id) AS asset_id
+FROM current c FULL JOIN aio.ocr_index i ON i.asset_id = c.asset_id
+WHERE c.text IS DISTINCT FROM i.text
+"""
+
+
+# Change feeds, each read in keyset order after a watermark; (mark, asset id) pairs.
+# 2.x: asset_job_status."ocrAt" (no index in Immich: a scan of that narrow table per pass).
+CHANGED_BY_OCR_AT = """
+SELECT "assetId" AS asset_id, "ocrAt" AS mark
+FROM asset_job_status
+WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "assetId") > ($1::timestamptz, $2::uuid)
+ORDER BY "ocrAt", "assetId"
+LIMIT $3
+"""
+# 3.0+: new lines by their indexed uuid v7 "updateId", deleted lines by the audit table.
+CHANGED_BY_UPDATE_ID = """
+SELECT "assetId" AS asset_id, "updateId" AS mark
+FROM asset_ocr
+WHERE "updateId" > $1::uuid
+ORDER BY "updateId"
+LIMIT $2
+"""
+CHANGED_BY_AUDIT = """
+SELECT "assetId" AS asset_id, "deletedAt" AS mark, id
+FROM asset_ocr_audit
+WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
+ORDER BY "deletedAt", id
+LIMIT $3
+"""
+
+# ---- search: the caller's own assets and those of partners who share into their timeline ----
+
+
+def searchable_owners(user: str) -> str:
+    """`user` (a placeholder) and the partners who share with them into their timeline."""
+    return (
+        f'SELECT {user} UNION SELECT p."sharedById" FROM partner p WHERE p."sharedWithId" = {user} AND p."inTimeline"'
+    )
+
+
+def ranked_ocr_search(conditions: str, query: str, limit: str, offset: str) -> str:
+    """Index rows matching the tsquery `query` whose asset meets `conditions`, best first: more
+    mentions rank higher (ts_rank), then newest taken. Arguments are placeholders or SQL."""
+    return f"""
+SELECT i.asset_id
+FROM aio.ocr_index i JOIN asset a ON a.id = i.asset_id
+WHERE i.words @@ {query}
+  AND {conditions}
+ORDER BY ts_rank(i.words, {query}) DESC, a."fileCreatedAt" DESC, a.id
+LIMIT {limit} OFFSET {offset}
+"""
+
+
+# Asset columns the search filters read, by the name Immich's filter tree gives them.
+FILTER_COLUMNS = {
+    "visibility": "a.visibility::text",
+    "type": "a.type::text",
+    "isFavorite": 'a."isFavorite"',
+    "takenAt": 'a."fileCreatedAt"',
+    "createdAt": 'a."createdAt"',
+    "updatedAt": 'a."updatedAt"',
+    "trashedAt": 'a."deletedAt"',
+    "id": "a.id",
+    "ownerId": 'a."ownerId"',
+}
+
+# ---- re-processing (the only writes to Immich's tables) ----
+
+ASSET_OWNER = """SELECT "ownerId" FROM asset WHERE id = $1"""
+
+# OCR: Immich's ocr queue picks up assets whose ocrAt is NULL.
+RESET_OCR = """UPDATE asset_job_status SET "ocrAt" = NULL WHERE "assetId" = ANY($1::uuid[])"""
+
+# CLIP: Immich's smartSearch queue picks up assets without a smart_search row.
+RESET_CLIP = """DELETE FROM smart_search WHERE "assetId" = ANY($1::uuid[])"""
+
+
+def tagged(columns: Columns) -> str:
+    """Assets carrying a tag whose full value is $1 (any user's), with the tag and its owner."""
+    a, t = columns.tag_asset_asset, columns.tag_asset_tag
+    return f"""
+SELECT ta."{a}" AS asset_id, ta."{t}" AS tag_id, tag."userId" AS tag_owner, tag.value AS value
+FROM tag_asset ta JOIN tag ON tag.id = ta."{t}"
+WHERE tag.value = $1
+"""
+
+
+def untag(columns: Columns) -> list[str]:
+    """Remove tags from assets the way Immich's own untag does, minus the sidecar write: the
+    tag_asset rows and (2.5+) the value in asset_exif.tags, which metadata extraction would
+    otherwise apply again. $1 asset ids, $2 tag ids, $3 tag values (parallel arrays)."""
+    a, t = columns.tag_asset_asset, columns.tag_asset_tag
+    statements = [
+        f"""
+DELETE FROM tag_asset ta
+USING unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(asset_id, tag_id, value)
+WHERE ta."{a}" = u.asset_id AND ta."{t}" = u.tag_id
+"""
+    ]
+    if columns.exif_tags:
+        statements.append(
+            """
+UPDATE asset_exif e SET tags = array_remove(e.tags, u.value::varchar)
+FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(asset_id, tag_id, value)
+WHERE e."assetId" = u.asset_id AND u.value = ANY(e.tags)
+"""
+        )
+    return statements
+
+
+# What the queues pick up when started without force, counted the way Immich selects them.
+MISSING_OCR = """
+SELECT count(*) FROM asset a JOIN asset_job_status s ON s."assetId" = a.id
+WHERE s."ocrAt" IS NULL AND a."deletedAt" IS NULL AND a.visibility::text <> 'hidden'
+"""
+
+
+def missing_clip(facts: ImmichFacts) -> str:
+    has_preview = (
+        """EXISTS (SELECT 1 FROM asset_file f WHERE f."assetId" = a.id AND f.type::text = 'preview')"""
+        if facts.smart_search_needs_preview_file
+        else """EXISTS (SELECT 1 FROM asset_job_status s WHERE s."assetId" = a.id AND s."previewAt" IS NOT NULL)"""
+    )
+    return f"""
+SELECT count(*) FROM asset a
+WHERE a.visibility::text <> 'hidden' AND a."deletedAt" IS NULL AND {has_preview}
+  AND NOT EXISTS (SELECT 1 FROM smart_search s WHERE s."assetId" = a.id)
+"""

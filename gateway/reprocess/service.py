@@ -1,0 +1,166 @@
+"""Re-processing through Immich's own jobs, so Immich keeps writing its own tables.
+
+1. In one transaction: reset the asset's result in Immich's tables (ocrAt to NULL; its
+   smart_search row deleted) and note the queues to start in `aio.reprocess_pending`.
+2. Claim the pending rows (a committed `claimed_until`), so no other gateway or loop starts the
+   same queues; no transaction is open while Immich is called.
+3. Start each queue without force (`PUT /api/jobs/{queue}`): Immich recomputes exactly the
+   missing results through our /predict. Then clear the rows of the queues started. A queue
+   that is already running stays pending (its claim released) and is started again by the
+   background loop, as is everything a crash or an unreachable Immich left behind.
+Photos tagged REPROCESS_TAG are re-processed by the same loop and then untagged the way Immich
+untags: through its API for the admin's own tags, else in SQL (tag_asset and asset_exif.tags).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aio_common.http import ApiError
+from gateway.immich import sql
+from gateway.immich.api import Credentials, ImmichApi, JobNotStarted
+from gateway.immich.db import Database
+
+log = logging.getLogger(__name__)
+
+OCR_QUEUE = "ocr"
+CLIP_QUEUE = "smartSearch"
+FEATURE = "Re-processing"
+
+NOTE_PENDING = """
+INSERT INTO aio.reprocess_pending (asset_id, queue)
+SELECT a, q FROM unnest($1::uuid[]) a, unnest($2::text[]) q
+ON CONFLICT (asset_id, queue) DO UPDATE SET claimed_until = NULL
+"""
+CLAIM = """
+UPDATE aio.reprocess_pending
+SET claimed_until = now() + $2::interval
+WHERE ($1::uuid[] IS NULL OR asset_id = ANY($1::uuid[]))
+  AND (claimed_until IS NULL OR claimed_until < now())
+RETURNING asset_id, queue, claimed_until
+"""
+CLEAR = """
+DELETE FROM aio.reprocess_pending p
+USING unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS c(asset_id, queue, claimed_until)
+WHERE p.asset_id = c.asset_id AND p.queue = c.queue AND p.claimed_until = c.claimed_until
+"""
+RELEASE = """
+UPDATE aio.reprocess_pending p SET claimed_until = NULL
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS c(asset_id, queue, claimed_until)
+WHERE p.asset_id = c.asset_id AND p.queue = c.queue AND p.claimed_until = c.claimed_until
+"""
+
+
+@dataclass
+class Started:
+    """Queues started now, and queues left pending because Immich was already running them."""
+
+    started: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+
+class Reprocessor:
+    def __init__(self, db: Database, immich: ImmichApi, *, admin_key: str, tag: str, claim_for: float) -> None:
+        self.db = db
+        self.immich = immich
+        self.admin = Credentials.api_key(admin_key) if admin_key else None
+        self.tag = tag
+        self.claim_for = timedelta(seconds=claim_for)
+        self._admin_id: str | None = None
+
+    def require_admin(self) -> Credentials:
+        if self.admin is None:
+            raise ApiError(
+                503,
+                "Re-processing needs IMMICH_ADMIN_API_KEY: an API key of an Immich admin, to start Immich's jobs.",
+            )
+        return self.admin
+
+    async def reprocess(self, asset_ids: list[uuid.UUID], *, ocr: bool, clip: bool) -> Started:
+        """Reset and queue."""
+        self.require_admin()
+        queues = [queue for queue, wanted in ((OCR_QUEUE, ocr), (CLIP_QUEUE, clip)) if wanted]
+        async with self.db.use(FEATURE) as (pool, _), pool.acquire() as conn, conn.transaction():
+            if ocr:
+                await conn.execute(sql.RESET_OCR, asset_ids)
+            if clip:
+                await conn.execute(sql.RESET_CLIP, asset_ids)
+            await conn.execute(NOTE_PENDING, asset_ids, queues)
+        outcome = await self.start_pending(asset_ids)
+        log.info("re-processing queued", extra={"assets": len(asset_ids), **outcome.__dict__})
+        return outcome
+
+    async def start_pending(self, asset_ids: list[uuid.UUID] | None = None) -> Started:
+        """Claim the pending resets (of `asset_ids`, or all), start their queues, clear them."""
+        admin = self.require_admin()
+        async with self.db.use(FEATURE) as (pool, _):
+            claimed = await pool.fetch(CLAIM, asset_ids, self.claim_for)
+        outcome = Started()
+        for queue in dict.fromkeys(row["queue"] for row in claimed):
+            try:
+                await self.immich.start_job(queue, admin)
+                outcome.started.append(queue)
+            except JobNotStarted:
+                outcome.pending.append(queue)
+            except ApiError:
+                await self._settle(claimed, clear=outcome.started)
+                raise
+        await self._settle(claimed, clear=outcome.started)
+        return outcome
+
+    async def _settle(self, claimed: list[Any], clear: list[str]) -> None:
+        """Clear the claimed rows of the queues started; release the others for a later try."""
+        done = [row for row in claimed if row["queue"] in clear]
+        left = [row for row in claimed if row["queue"] not in clear]
+        async with self.db.use(FEATURE) as (pool, _), pool.acquire() as conn, conn.transaction():
+            for statement, rows in ((CLEAR, done), (RELEASE, left)):
+                if rows:
+                    await conn.execute(statement, *_columns(rows))
+
+    async def process_tagged(self) -> int:
+        """Re-process every asset carrying the re-process tag, then remove the tag."""
+        admin = self.require_admin()
+        async with self.db.use(FEATURE) as (pool, facts):
+            tagged = await pool.fetch(sql.tagged(facts.columns), self.tag)
+        if not tagged:
+            return 0
+        assets = list(dict.fromkeys(row["asset_id"] for row in tagged))
+        await self.reprocess(assets, ocr=True, clip=True)
+        admin_id = await self._admin_user_id(admin)
+        by_api: dict[str, list[str]] = {}
+        for row in tagged:
+            if str(row["tag_owner"]) == admin_id:
+                by_api.setdefault(str(row["tag_id"]), []).append(str(row["asset_id"]))
+        for tag_id, ids in by_api.items():
+            await self.immich.untag(tag_id, ids, admin)
+        in_sql = [row for row in tagged if str(row["tag_owner"]) != admin_id]
+        if in_sql:
+            async with self.db.use(FEATURE) as (pool, facts), pool.acquire() as conn, conn.transaction():
+                for statement in sql.untag(facts.columns):
+                    await conn.execute(
+                        statement,
+                        [row["asset_id"] for row in in_sql],
+                        [row["tag_id"] for row in in_sql],
+                        [row["value"] for row in in_sql],
+                    )
+        return len(assets)
+
+    async def _admin_user_id(self, admin: Credentials) -> str:
+        if self._admin_id is None:
+            self._admin_id = str((await self.immich.me(admin))["id"])
+        return self._admin_id
+
+    async def loop_step(self) -> None:
+        """The background loop: start what is pending, then handle tagged photos."""
+        started = await self.start_pending()
+        if started.started:
+            log.info("re-processing resumed", extra={"queues": started.started})
+        await self.process_tagged()
+
+
+def _columns(rows: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    return [r["asset_id"] for r in rows], [r["queue"] for r in rows], [r["claimed_until"] for r in rows]

@@ -1,0 +1,39 @@
+"""The gateway's parts built from its settings, shared by the HTTP app and the command line."""
+
+from __future__ import annotations
+
+from gateway.immich.api import ImmichApi
+from gateway.immich.db import Database
+from gateway.reprocess.service import Reprocessor
+from gateway.search.service import SearchService
+from gateway.search.tokenize import ZHPARSER_SETTINGS
+from gateway.settings import Settings
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        self.immich = ImmichApi(s.immich_server_url, s.connect_timeout, s.read_timeout, s.asset_fetch_concurrency)
+        self.db = Database(
+            host=s.db_hostname,
+            port=s.db_port,
+            user=s.db_username,
+            password=s.db_password,
+            database=s.db_database_name,
+            connect_timeout=s.connect_timeout,
+            query_timeout=s.db_query_timeout,
+            server_version=self.immich.server_version,
+            server_settings=ZHPARSER_SETTINGS,
+        )
+        self.search = SearchService(s, self.db, self.immich)
+        self.reprocessor = Reprocessor(
+            self.db,
+            self.immich,
+            admin_key=s.immich_admin_api_key,
+            tag=s.reprocess_tag,
+            claim_for=s.read_timeout + 60,
+        )
+
+    async def close(self) -> None:
+        await self.immich.close()
+        await self.db.close()

@@ -1,0 +1,114 @@
+-- The Immich 3.2 tables the gateway reads and writes, with Immich's names and types (no vector
+-- columns). Test data: what a 3.2 database has, not Immich's code. Since 2.2: tag_asset's
+-- columns renamed (2.3), asset_ocr."isVisible" and asset_exif.tags (2.5), asset_ocr."updateId"
+-- with its delete audit (3.0); previewAt gone from asset_job_status.
+CREATE TYPE asset_visibility_enum AS ENUM ('archive', 'timeline', 'hidden', 'locked');
+
+-- A uuid v7: 48 bits of milliseconds since 1970, then the random bits of a uuid v4 with its
+-- version nibble turned from 4 into 7 (the variant bits are already right).
+CREATE FUNCTION immich_uuid_v7(moment timestamp with time zone DEFAULT clock_timestamp()) RETURNS uuid
+LANGUAGE sql VOLATILE AS $$
+  SELECT encode(
+    set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+      PLACING substring(int8send((extract(epoch FROM moment) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+      52, 1), 53, 1),
+    'hex')::uuid
+$$;
+
+CREATE TABLE asset (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "ownerId" uuid NOT NULL,
+  type character varying NOT NULL DEFAULT 'IMAGE',
+  visibility asset_visibility_enum NOT NULL DEFAULT 'timeline',
+  "deletedAt" timestamp with time zone,
+  "fileCreatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "createdAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updateId" uuid NOT NULL DEFAULT immich_uuid_v7(),
+  "isFavorite" boolean NOT NULL DEFAULT false,
+  "isEdited" boolean NOT NULL DEFAULT false,
+  "originalFileName" character varying NOT NULL DEFAULT 'IMG.jpg'
+);
+
+CREATE TABLE asset_file (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  type character varying NOT NULL,
+  path character varying NOT NULL,
+  "isEdited" boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE asset_exif (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  city character varying,
+  tags character varying[]
+);
+
+CREATE TABLE asset_ocr (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  x1 real NOT NULL, y1 real NOT NULL, x2 real NOT NULL, y2 real NOT NULL,
+  x3 real NOT NULL, y3 real NOT NULL, x4 real NOT NULL, y4 real NOT NULL,
+  "boxScore" real NOT NULL,
+  "textScore" real NOT NULL,
+  text text NOT NULL,
+  "isVisible" boolean NOT NULL DEFAULT true,
+  "updateId" uuid NOT NULL DEFAULT immich_uuid_v7()
+);
+CREATE INDEX "asset_ocr_updateId_idx" ON asset_ocr ("updateId");
+
+CREATE TABLE asset_ocr_audit (
+  id uuid PRIMARY KEY DEFAULT immich_uuid_v7(),
+  "assetId" uuid NOT NULL,
+  "deletedAt" timestamp with time zone NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX "asset_ocr_audit_assetId_idx" ON asset_ocr_audit ("assetId");
+CREATE INDEX "asset_ocr_audit_deletedAt_idx" ON asset_ocr_audit ("deletedAt");
+
+CREATE FUNCTION asset_ocr_delete_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO asset_ocr_audit ("assetId") SELECT "assetId" FROM old;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER asset_ocr_delete_audit AFTER DELETE ON asset_ocr
+  REFERENCING OLD TABLE AS old FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0)
+  EXECUTE FUNCTION asset_ocr_delete_audit();
+
+CREATE TABLE asset_job_status (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  "facesRecognizedAt" timestamp with time zone,
+  "metadataExtractedAt" timestamp with time zone,
+  "duplicatesDetectedAt" timestamp with time zone,
+  "ocrAt" timestamp with time zone
+);
+
+CREATE TABLE partner (
+  "sharedById" uuid NOT NULL,
+  "sharedWithId" uuid NOT NULL,
+  "inTimeline" boolean NOT NULL DEFAULT false,
+  PRIMARY KEY ("sharedById", "sharedWithId")
+);
+
+CREATE TABLE tag (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "userId" uuid NOT NULL,
+  value character varying NOT NULL,
+  "createdAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  color character varying,
+  "parentId" uuid REFERENCES tag (id) ON DELETE CASCADE,
+  UNIQUE ("userId", value)
+);
+
+CREATE TABLE tag_asset (
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  "tagId" uuid NOT NULL REFERENCES tag (id) ON DELETE CASCADE,
+  PRIMARY KEY ("assetId", "tagId")
+);
+
+-- Immich's column is vector(n) (pgvector / VectorChord); a plain array stands in for it here.
+CREATE TABLE smart_search (
+  "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
+  embedding real[] NOT NULL
+);
