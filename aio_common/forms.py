@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qsl
 
-from aio_common.http import ApiError
+from aio_common.errors import BadRequest
 
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'[;\s]name="([^"]*)"', re.IGNORECASE)
@@ -59,10 +59,10 @@ def parse_form(body: bytes, content_type: str) -> Form:
     if kind == "application/x-www-form-urlencoded":
         return Form.of({name: value.encode() for name, value in reversed(parse_qsl(body.decode("latin-1")))})
     if kind != "multipart/form-data":
-        raise ApiError(400, f"Expected a multipart/form-data body, got '{kind or 'no content type'}'.")
+        raise BadRequest(f"Expected a multipart/form-data body, got '{kind or 'no content type'}'.")
     match = _BOUNDARY.search(content_type)
     if not match:
-        raise ApiError(400, "Malformed multipart body: the content type names no boundary.")
+        raise BadRequest("Malformed multipart body: the content type names no boundary.")
     return _multipart(body, b"--" + match.group(1).encode("latin-1"))
 
 
@@ -70,7 +70,7 @@ def _multipart(body: bytes, delimiter: bytes) -> Form:
     spans: dict[str, tuple[int, int]] = {}
     position = body.find(delimiter)
     if position < 0:
-        raise ApiError(400, "Malformed multipart body: no part starts with the boundary.")
+        raise BadRequest("Malformed multipart body: no part starts with the boundary.")
     separator = b"\r\n" + delimiter
     while True:
         position += len(delimiter)
@@ -79,10 +79,10 @@ def _multipart(body: bytes, delimiter: bytes) -> Form:
         headers_end = body.find(b"\r\n\r\n", position)
         end = body.find(separator, headers_end + 4) if headers_end >= 0 else -1
         if end < 0:
-            raise ApiError(400, "Malformed multipart body: a part is not closed by the boundary.")
+            raise BadRequest("Malformed multipart body: a part is not closed by the boundary.")
         name = _NAME.search(body, position, headers_end)
         if name is None:
-            raise ApiError(400, "Malformed multipart body: a part has no name.")
+            raise BadRequest("Malformed multipart body: a part has no name.")
         spans.setdefault(name.group(1).decode("utf-8", "replace"), (headers_end + 4, end))
         position = end + 2
 
@@ -94,4 +94,4 @@ def text_field(fields: Mapping[str, bytes], name: str) -> str | None:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, f"'{name}' is not valid UTF-8 text.") from None
+        raise BadRequest(f"'{name}' is not valid UTF-8 text.") from None

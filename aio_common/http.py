@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aio_common.errors import ApiError, TooLarge
+
 log = logging.getLogger(__name__)
 
 
@@ -24,18 +26,9 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
-class ApiError(Exception):
-    """A failure with an HTTP status and a message that names the problem."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class BodyTooLarge(ApiError):
+class BodyTooLarge(TooLarge):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"Request body is larger than the limit of {limit} bytes (MAX_REQUEST_BYTES).")
+        super().__init__(f"Request body is larger than the limit of {limit} bytes (MAX_REQUEST_BYTES).")
 
 
 def error_body(message: str) -> dict[str, Any]:

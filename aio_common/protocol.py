@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from aio_common.http import ApiError
+from aio_common.errors import Invalid
 
 CLIP = "clip"
 OCR = "ocr"
@@ -47,19 +47,19 @@ _entries_adapter = TypeAdapter(Entries)
 def parse_entries(raw: str | bytes | None) -> Entries:
     """Parse and validate the `entries` field; 422 names what is wrong, as the stock server does."""
     if raw is None:
-        raise ApiError(422, "Invalid request format: the 'entries' form field is missing.")
+        raise Invalid("Invalid request format: the 'entries' form field is missing.")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(422, f"Invalid request format: 'entries' is not JSON ({exc}).") from None
+        raise Invalid(f"Invalid request format: 'entries' is not JSON ({exc}).") from None
     try:
         entries = _entries_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, f"Invalid request format: entries.{where}: {first['msg']}.") from None
+        raise Invalid(f"Invalid request format: entries.{where}: {first['msg']}.") from None
     if not entries or any(not types for types in entries.values()):
-        raise ApiError(422, "Invalid request format: 'entries' names no task or a task without a model.")
+        raise Invalid("Invalid request format: 'entries' names no task or a task without a model.")
     return entries
 
 
@@ -97,7 +97,7 @@ def parse_options(model: type[OptionsT], options: dict[str, Any], where: str) ->
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, f"Invalid request format: {where}.options.{field}: {first['msg']}.") from None
+        raise Invalid(f"Invalid request format: {where}.options.{field}: {first['msg']}.") from None
 
 
 def predict_body(

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, BackendFailed, BackendTimedOut, BackendUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Backend:
     async def post(self, path: str, *, content: bytes, content_type: str) -> BackendReply:
         """POST to the least busy replica; on a connection error, timeout or 5xx retry once elsewhere."""
         tried: set[Replica] = set()
-        failure = ApiError(503, f"{self.name}: no replica configured")
+        failure: ApiError = BackendUnreachable(f"{self.name}: no replica configured")
         for _ in range(min(2, len(self.replicas))):
             replica = self.pick(tried)
             if replica is None:
@@ -89,17 +89,17 @@ class Backend:
                         response.status, await response.read(), response.headers.get("content-type", "application/json")
                     )
             except asyncio.TimeoutError:
-                failure = ApiError(504, f"{self.name} at {replica.url} timed out.")
+                failure = BackendTimedOut(f"{self.name} at {replica.url} timed out.")
                 replica.last_error = failure.message
                 continue
             except aiohttp.ClientError as exc:
-                failure = ApiError(503, f"{self.name} at {replica.url} cannot be reached: {exc!r}.")
+                failure = BackendUnreachable(f"{self.name} at {replica.url} cannot be reached: {exc!r}.")
                 replica.healthy, replica.last_error = False, failure.message
                 continue
             finally:
                 replica.in_flight -= 1
             if reply.status >= 500:
-                failure = ApiError(502, f"{self.name} at {replica.url} failed with {reply.status}: {_message(reply)}")
+                failure = BackendFailed(f"{self.name} at {replica.url} failed with {reply.status}: {_message(reply)}")
                 replica.last_error = failure.message
                 continue
             return reply

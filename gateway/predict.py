@@ -13,8 +13,9 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aio_common import protocol as p
+from aio_common.errors import ApiError, BadRequest
 from aio_common.forms import parse_form, text_field
-from aio_common.http import ApiError, error_body, unexpected_error
+from aio_common.http import error_body, unexpected_error
 from gateway.backends import BackendReply
 from gateway.routing import Router
 
@@ -72,7 +73,7 @@ async def predict(router: Router, body: bytes, content_type: str) -> BackendRepl
     elif "text" in form:
         payload["text"] = text_field(form, "text")
     elif "assetId" not in form:
-        raise ApiError(400, "Either image or text must be provided.")
+        raise BadRequest("Either image or text must be provided.")
     if not payload:
         # A newer Immich sends only an assetId for models that fetch the asset themselves.
         return await router.immich.post(PATH, content=body, content_type=content_type)

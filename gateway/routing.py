@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from aio_common import protocol as p
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, BackendFailed, Invalid, Unavailable
 from gateway.backends import Backend, BackendReply
 from gateway.clip_models import SUGGESTED_NAME, ClipNames
 from gateway.settings import Settings
@@ -79,8 +79,7 @@ class Router:
             return None
         for config in entries[p.CLIP].values():
             if self.names.dimension(config.modelName) is None:
-                raise ApiError(
-                    422,
+                raise Invalid(
                     f"CLIP model {config.modelName} is not in Immich's model table, so its dimension is unknown. "
                     f"Choose one of {self._suggestion()} in Immich's smart search settings, or, for a model a "
                     "newer Immich knows, declare it with CLIP_EXTRA_MODELS=name:dimension.",
@@ -90,8 +89,7 @@ class Router:
             dimension = self.names.dimension(config.modelName)
             if dimension != served:
                 self.refused_clip_name = config.modelName
-                raise ApiError(
-                    422,
+                raise Invalid(
                     f"CLIP model {config.modelName} has {dimension} dimensions, but the AI service serves "
                     f"Chinese-CLIP {self.clip.model} with {served}: choose one of "
                     f"{', '.join(self.fitting_names())} in Immich's smart search settings.",
@@ -109,8 +107,7 @@ class Router:
             await asyncio.shield(self._reading_info)
         if self.clip.dimension is None:
             errors = "; ".join(f"{r.url}: {r.last_error}" for r in self.ai.replicas if r.last_error)
-            raise ApiError(
-                503,
+            raise Unavailable(
                 f"{self.ai.name}'s CLIP model is not known ({errors or 'no replica answered /info'}), so the "
                 "dimension of the vectors cannot be checked; try again shortly.",
             )
@@ -134,8 +131,7 @@ class Router:
         length = embedding.count(",") + 1 if isinstance(embedding, str) and embedding.strip("[] ") else 0
         if length != dimension:
             self.clip = ServedClip()  # learned again, by this request's successors
-            raise ApiError(
-                502,
+            raise BackendFailed(
                 f"{self.ai.name} answered a {length}-dimensional CLIP vector where Immich's model name needs "
                 f"{dimension}: the AI service now serves another model. Nothing was passed on; Immich retries.",
             )
@@ -192,5 +188,5 @@ def _json(reply: BackendReply, backend: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         answer = None
     if not isinstance(answer, dict):
-        raise ApiError(502, f"{backend} answered {reply.status} with a body that is not a JSON object.")
+        raise BackendFailed(f"{backend} answered {reply.status} with a body that is not a JSON object.")
     return answer

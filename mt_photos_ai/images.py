@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from aio_common.http import ApiError
+from aio_common.errors import ImageEmpty, ImageTooLarge, ImageUndecodable
 
 # Our own limits below replace Pillow's global bomb guard, which would raise before we can
 # answer with a message naming the setting.
@@ -35,16 +35,16 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int, min_side: int |
     than decoding every pixel and resizing).
     """
     if not data:
-        raise ApiError(400, "The image is empty (0 bytes).")
+        raise ImageEmpty("The image is empty (0 bytes).")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ApiError(422, "The image could not be decoded: not a known image format.") from None
+        raise ImageUndecodable("The image could not be decoded: not a known image format.") from None
     width, height = image.size
     if width > max_side or height > max_side:
-        raise ApiError(413, f"The image is {width}x{height} px; the limit is {max_side} px on a side.")
+        raise ImageTooLarge(f"The image is {width}x{height} px; the limit is {max_side} px on a side.")
     if width * height > max_pixels:
-        raise ApiError(413, f"The image has {width * height} pixels; the limit is {max_pixels} (MAX_IMAGE_PIXELS).")
+        raise ImageTooLarge(f"The image has {width * height} pixels; the limit is {max_pixels} (MAX_IMAGE_PIXELS).")
     if image.getexif().get(0x0112) in _TRANSPOSED:
         width, height = height, width
     if min_side is not None and image.format == "JPEG":
@@ -56,6 +56,6 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int, min_side: int |
             image.load()
         upright = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, f"The image could not be decoded: {exc}.") from None
+        raise ImageUndecodable(f"The image could not be decoded: {exc}.") from None
     rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
     return Decoded(rgb, width, height)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, Busy, ModelUnavailable
 from mt_photos_ai.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,14 @@ class ModelSlot(Generic[E]):
         with self._lock:
             if self._engine is None:
                 if self._failure and time.monotonic() - self._failure[0] < RETRY_LOAD_AFTER_S:
-                    raise ApiError(503, self._failure[1])
+                    raise ModelUnavailable(self._failure[1])
                 started = time.monotonic()
                 try:
                     self._engine = self._factory()
                 except self._unavailable as exc:
                     self._failure = (time.monotonic(), str(exc))
                     log.error("model %s unavailable", self.name, extra={"error": str(exc)})
-                    raise ApiError(503, str(exc)) from None
+                    raise ModelUnavailable(str(exc)) from None
                 self._failure = None
                 log.info("model %s loaded", self.name, extra={"seconds": round(time.monotonic() - started, 2)})
             return self._engine
@@ -87,7 +87,7 @@ class Runtime:
     async def run(self, slot: str, work: Callable[[Any], R]) -> R:
         """Run `work(engine)` on the pool; 503 at once when the pool and its queue are full."""
         if self._pending >= self._capacity:
-            raise ApiError(503, f"The AI service is busy: {self._pending} requests in progress; try again.")
+            raise Busy(f"The AI service is busy: {self._pending} requests in progress; try again.")
         self._pending += 1
         try:
             model = self.slots[slot]

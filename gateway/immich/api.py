@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from aio_common.http import ApiError
+from aio_common.errors import BackendFailed, BackendTimedOut, BackendUnreachable
 from gateway.immich.facts import Version
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class ImmichApi:
         if response.status_code in (401, 403):
             raise ImmichRefused(response)
         if response.status_code != 200:
-            raise ApiError(502, f"Immich server: /api/users/me answered {response.status_code}")
+            raise BackendFailed(f"Immich server: /api/users/me answered {response.status_code}")
         user: dict[str, Any] = response.json()
         return user
 
@@ -121,8 +121,8 @@ class ImmichApi:
         if response.status_code == 400 and "already running" in response.text.lower():
             raise JobNotStarted(queue)
         if response.status_code >= 300:
-            raise ApiError(
-                502, f"Immich refused to start the {queue} queue ({response.status_code}): {response.text[:300]}"
+            raise BackendFailed(
+                f"Immich refused to start the {queue} queue ({response.status_code}): {response.text[:300]}"
             )
 
     async def untag(self, tag_id: str, asset_ids: list[str], owner: Credentials) -> None:
@@ -132,7 +132,7 @@ class ImmichApi:
             "DELETE", f"/api/tags/{tag_id}/assets", json={"ids": asset_ids}, headers=owner.headers
         )
         if response.status_code >= 300:
-            raise ApiError(502, f"Immich refused to untag ({response.status_code}): {response.text[:300]}")
+            raise BackendFailed(f"Immich refused to untag ({response.status_code}): {response.text[:300]}")
 
     async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
         """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
@@ -162,9 +162,9 @@ class ImmichApi:
         try:
             return await self.client.send(self.client.build_request(method, path, **kwargs), stream=stream)
         except httpx.TimeoutException:
-            raise ApiError(504, f"Immich server at {self.base_url} timed out ({path})") from None
+            raise BackendTimedOut(f"Immich server at {self.base_url} timed out ({path})") from None
         except httpx.TransportError as exc:
-            raise ApiError(503, f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
+            raise BackendUnreachable(f"Immich server at {self.base_url} cannot be reached: {exc!r}") from None
 
 
 def _passed_headers(request: Request) -> list[tuple[bytes, bytes]]:

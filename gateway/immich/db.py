@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, Unavailable
 from gateway import aio_schema
 from gateway.immich.facts import Columns, ImmichFacts, Version
 
@@ -122,14 +122,14 @@ class Database:
         """The pool and facts for `feature`, or at once a 503 naming the feature and the cause."""
         pool, facts = self.pool, self.facts
         if pool is None or facts is None:
-            raise ApiError(503, f"{feature} is unavailable: {self.error}")
+            raise Unavailable(f"{feature} is unavailable: {self.error}")
         try:
             yield pool, facts
         except CONNECTION_ERRORS as exc:
             await self.mark_down(f"database {self.where} failed: {_describe(exc)}")
-            raise ApiError(503, f"{feature} is unavailable: {self.error}") from None
+            raise Unavailable(f"{feature} is unavailable: {self.error}") from None
         except asyncpg.PostgresError as exc:
-            raise ApiError(503, f"{feature} failed in the database: {_describe(exc)}") from None
+            raise Unavailable(f"{feature} failed in the database: {_describe(exc)}") from None
 
     async def close(self) -> None:
         pool, self.pool = self.pool, None

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import uuid
 
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, Unavailable
 from gateway.immich import sql
 from gateway.immich.api import JobNotStarted
 from gateway.reprocess.service import CLIP_QUEUE, FEATURE, OCR_QUEUE
@@ -42,7 +42,7 @@ async def _run(settings: Settings, ids: list[uuid.UUID], all_missing: bool, *, o
         try:
             await services.db.ensure()
         except Exception:
-            raise ApiError(503, f"{FEATURE} is unavailable: {services.db.error}") from None
+            raise Unavailable(f"{FEATURE} is unavailable: {services.db.error}") from None
         if ids:
             outcome = await reprocessor.reprocess(ids, ocr=ocr, clip=clip)
             print(f"{len(ids)} assets reset; queues started: {', '.join(outcome.started) or 'none'}")

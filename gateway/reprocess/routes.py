@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from aio_common.http import ApiError, JsonResponse
+from aio_common.errors import Invalid, NotFound
+from aio_common.http import JsonResponse
 from gateway.immich import sql
 from gateway.immich.api import Credentials, ImmichRefused
 from gateway.reprocess.service import FEATURE, Reprocessor
@@ -29,9 +30,9 @@ async def reprocess_asset(asset_id: str, request: Request) -> Response:
     try:
         wanted = ReprocessRequest.model_validate_json(body) if body.strip() else ReprocessRequest()
     except ValidationError as exc:
-        raise ApiError(422, f'Body must be {{"ocr": bool, "clip": bool}}: {exc.errors()[0]["msg"]}') from None
+        raise Invalid(f'Body must be {{"ocr": bool, "clip": bool}}: {exc.errors()[0]["msg"]}') from None
     if not (wanted.ocr or wanted.clip):
-        raise ApiError(422, 'Nothing to re-process: set "ocr" or "clip" to true.')
+        raise Invalid('Nothing to re-process: set "ocr" or "clip" to true.')
     try:
         user = await reprocessor.immich.me(Credentials.of(request))
     except ImmichRefused as refused:
@@ -39,10 +40,10 @@ async def reprocess_asset(asset_id: str, request: Request) -> Response:
     try:
         asset = uuid.UUID(asset_id)
     except ValueError:
-        raise ApiError(404, f"Asset {asset_id} not found.") from None
+        raise NotFound(f"Asset {asset_id} not found.") from None
     async with reprocessor.db.use(FEATURE) as (pool, _):
         owner = await pool.fetchval(sql.ASSET_OWNER, asset)
     if owner is None or (str(owner) != user["id"] and not user.get("isAdmin")):
-        raise ApiError(404, f"Asset {asset_id} not found.")
+        raise NotFound(f"Asset {asset_id} not found.")
     outcome = await reprocessor.reprocess([asset], ocr=wanted.ocr, clip=wanted.clip)
     return JsonResponse({"assetId": asset_id, "queued": outcome.started, "pending": outcome.pending}, status_code=202)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from aio_common.http import ApiError
+from aio_common.errors import ApiError, Unavailable
 from gateway.immich import sql
 from gateway.immich.api import Credentials, ImmichApi, JobNotStarted
 from gateway.immich.db import Database
@@ -74,8 +74,7 @@ class Reprocessor:
 
     def require_admin(self) -> Credentials:
         if self.admin is None:
-            raise ApiError(
-                503,
+            raise Unavailable(
                 "Re-processing needs IMMICH_ADMIN_API_KEY: an API key of an Immich admin, to start Immich's jobs.",
             )
         return self.admin

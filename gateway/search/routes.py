@@ -21,7 +21,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from aio_common.http import ApiError, JsonResponse
+from aio_common.errors import ApiError, BadRequest
+from aio_common.http import JsonResponse
 from gateway.immich.api import Credentials, ImmichRefused
 from gateway.immich.dto import MAX_PAGE_SIZE, SmartSearch, search_response
 from gateway.search.hybrid import Fusion
@@ -59,7 +60,7 @@ def _dto(data: dict[str, Any], words: str) -> SmartSearch:
         return SmartSearch.model_validate({**data, "query": words})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ApiError(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise BadRequest(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 async def ocr_ranking(
@@ -78,7 +79,7 @@ async def ocr_ranking(
 
 async def ocr_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:
     if not words:
-        raise ApiError(400, "ocr: needs words to search for, for example ocr:发票")
+        raise BadRequest("ocr: needs words to search for, for example ocr:发票")
     dto = _dto(data, words)
     who = Credentials.of(request)
     try:
@@ -103,8 +104,7 @@ async def hybrid_search(request: Request, service: SearchService, data: dict[str
         return await service.immich.forward(request, orjson.dumps(data))
     depth = dto.page * dto.size
     if depth > settings.hybrid_max_depth and (dto.page - 1) * dto.size >= settings.hybrid_max_depth:
-        raise ApiError(
-            400,
+        raise BadRequest(
             f"Mixed search ranks the first {settings.hybrid_max_depth} results (HYBRID_MAX_DEPTH); page "
             f"{dto.page} of size {dto.size} lies beyond. Use clip: or ocr: to page one ranking further.",
         )

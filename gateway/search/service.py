@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from aio_common.http import ApiError
+from aio_common.errors import Unavailable
 from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
 from gateway.immich.facts import ImmichFacts
@@ -65,7 +65,7 @@ class SearchService:
         """The database for a search, or at once a 503 that says why there is none."""
         async with self.db.use(OCR_SEARCH) as (pool, facts):
             if not self.ready:
-                raise ApiError(503, f"{OCR_SEARCH} is unavailable: the OCR index is being prepared")
+                raise Unavailable(f"{OCR_SEARCH} is unavailable: the OCR index is being prepared")
             yield pool, facts
 
     def state(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from aio_common.errors import Invalid, Unauthorized
 from aio_common.forms import Form, parse_form
-from aio_common.http import ApiError, keys_equal
+from aio_common.http import keys_equal
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import Settings
 
@@ -21,7 +22,7 @@ def runtime_of(request: Request) -> Runtime:
 def require_key(request: Request) -> None:
     settings = settings_of(request)
     if settings.api_auth_required and not keys_equal(request.headers.get("api-key"), settings.api_auth_key):
-        raise ApiError(401, "Invalid API key")
+        raise Unauthorized("Invalid API key")
 
 
 def refuse_wrong_key(request: Request) -> None:
@@ -37,11 +38,9 @@ async def read_form(request: Request) -> Form:
 
 def checked_text(text: object, settings: Settings) -> str:
     if not isinstance(text, str):
-        raise ApiError(422, "'text' must be a string.")
+        raise Invalid("'text' must be a string.")
     if not text.strip():
-        raise ApiError(422, "'text' is empty.")
+        raise Invalid("'text' is empty.")
     if len(text) > settings.max_text_chars:
-        raise ApiError(
-            422, f"'text' has {len(text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS)."
-        )
+        raise Invalid(f"'text' has {len(text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS).")
     return text

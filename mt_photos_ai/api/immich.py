@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from aio_common import protocol as p
+from aio_common.errors import BadRequest, Invalid
 from aio_common.forms import text_field
-from aio_common.http import ApiError, JsonResponse
+from aio_common.http import JsonResponse
 from mt_photos_ai.api.deps import checked_text, read_form, require_key, runtime_of, settings_of
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
@@ -36,7 +37,7 @@ async def predict(request: Request) -> JsonResponse:
     image = form.get("image")
     text = text_field(form, "text")
     if image is None and text is None:
-        raise ApiError(400, "Either image or text must be provided.")
+        raise BadRequest("Either image or text must be provided.")
     log.debug("predict", extra={"models": {t: {k: c.modelName for k, c in m.items()} for t, m in entries.items()}})
 
     runtime = runtime_of(request)
@@ -44,7 +45,7 @@ async def predict(request: Request) -> JsonResponse:
     if image is not None:
         limits = {"max_pixels": settings.max_image_pixels, "max_side": settings.max_image_side}
         if p.TEXTUAL in entries.get(p.CLIP, {}):
-            raise ApiError(422, "clip.textual needs 'text', but an image was sent.")
+            raise Invalid("clip.textual needs 'text', but an image was sent.")
         if p.CLIP in entries:
 
             def embed(engine: ClipEngine) -> tuple[list[float], int, int]:
@@ -63,7 +64,7 @@ async def predict(request: Request) -> JsonResponse:
             answer.update(await runtime.run("ocr", read))
     else:
         if p.OCR in entries or p.VISUAL in entries.get(p.CLIP, {}):
-            raise ApiError(422, "ocr and clip.visual need an 'image', but only text was sent.")
+            raise Invalid("ocr and clip.visual need an 'image', but only text was sent.")
         query = checked_text(text, settings)
         vector = await runtime.run("clip", lambda engine: engine.encode_texts([query])[0].tolist())
         answer[p.CLIP] = p.embedding_literal(vector)
@@ -73,17 +74,16 @@ async def predict(request: Request) -> JsonResponse:
 def _check_served(entries: p.Entries) -> None:
     for task, types in entries.items():
         if task not in SERVED:
-            raise ApiError(
-                422,
+            raise Invalid(
                 f"This service serves the clip and ocr tasks only, not '{task}': send faces and other "
                 "tasks to the stock Immich ML server (the gateway does this).",
             )
         unknown = set(types) - SERVED[task]
         if unknown:
-            raise ApiError(422, f"Invalid request format: {task} has no model type {sorted(unknown)}.")
+            raise Invalid(f"Invalid request format: {task} has no model type {sorted(unknown)}.")
     ocr = entries.get(p.OCR)
     if ocr is not None and set(ocr) != SERVED[p.OCR]:
-        raise ApiError(400, "ocr needs both a detection and a recognition model.")
+        raise BadRequest("ocr needs both a detection and a recognition model.")
 
 
 def _ocr_options(ocr: dict[str, p.EntryConfig]) -> OcrOptions:

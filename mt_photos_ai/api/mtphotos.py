@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
-from aio_common.http import ApiError
+from aio_common.errors import BadRequest, Invalid
 from mt_photos_ai.api.deps import checked_text, read_form, refuse_wrong_key, require_key, runtime_of, settings_of
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
@@ -78,9 +78,9 @@ async def clip_text(request: Request) -> dict[str, list[str]]:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
-        raise ApiError(422, 'The body must be JSON: {"text": "..."}.') from None
+        raise Invalid('The body must be JSON: {"text": "..."}.') from None
     if not isinstance(body, dict) or "text" not in body:
-        raise ApiError(422, 'The body must be JSON with a "text" field: {"text": "..."}.')
+        raise Invalid('The body must be JSON with a "text" field: {"text": "..."}.')
     text = checked_text(body["text"], settings_of(request))
     vector = await runtime_of(request).run("clip", lambda engine: engine.encode_texts([text])[0].tolist())
     return {"result": _vector_strings(vector)}
@@ -89,7 +89,7 @@ async def clip_text(request: Request) -> dict[str, list[str]]:
 async def _image(request: Request) -> bytes:
     image = (await read_form(request)).get("file")
     if image is None:
-        raise ApiError(400, "The image must be sent as the multipart file field 'file'.")
+        raise BadRequest("The image must be sent as the multipart file field 'file'.")
     return image
 
 
