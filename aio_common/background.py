@@ -52,7 +52,7 @@ class Loop:
         """Seconds until the next step: the interval, doubled per consecutive failure."""
         if not self.failures:
             return self.interval
-        return min(self.max_backoff, self.interval * 2 ** min(self.failures, 20))
+        return min(self.max_backoff, self.interval * (1 << min(self.failures, 20)))
 
     async def _run(self) -> None:
         while True:

@@ -7,9 +7,14 @@ an advisory lock so two gateways never migrate at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 
 from gateway.immich.sql import ASSET_TABLE
+
+if TYPE_CHECKING:  # db.py runs the migrations: a type-only import, no cycle
+    from gateway.immich.db import Connection
 
 MIGRATION_LOCK = 0x41494F  # "AIO"
 
@@ -49,7 +54,7 @@ MIGRATIONS: list[str] = [
 ]
 
 
-async def migrate(conn: asyncpg.Connection) -> None:
+async def migrate(conn: Connection) -> None:
     """Create or update our schema; idempotent."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -63,7 +68,7 @@ async def migrate(conn: asyncpg.Connection) -> None:
         await set_meta(conn, "schema_version", str(len(MIGRATIONS)))
 
 
-async def set_meta(conn: asyncpg.Connection | asyncpg.Pool, key: str, value: str) -> None:
+async def set_meta(conn: Connection | asyncpg.Pool, key: str, value: str) -> None:
     await conn.execute(
         "INSERT INTO aio.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         key,
@@ -71,6 +76,6 @@ async def set_meta(conn: asyncpg.Connection | asyncpg.Pool, key: str, value: str
     )
 
 
-async def get_meta(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> str | None:
+async def get_meta(conn: Connection | asyncpg.Pool, key: str) -> str | None:
     value = await conn.fetchval("SELECT value FROM aio.meta WHERE key = $1", key)
     return str(value) if value is not None else None

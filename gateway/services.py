@@ -35,5 +35,6 @@ class Services:
         )
 
     async def close(self) -> None:
+        self.search.index.close()
         await self.immich.close()
         await self.db.close()

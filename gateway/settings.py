@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     index_reconcile_interval: float = Field(default=600.0, gt=0)
     # auto: zhparser when the database has it, else jieba; or force one.
     ocr_tokenizer: Literal["auto", "zhparser", "jieba"] = "auto"
+    # Processes that split words with jieba during a backfill (the jieba path only).
+    index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Plain smart searches: Immich's CLIP ranking fused with the OCR ranking (reciprocal rank
     # fusion: weight / (k + rank) summed over both lists).
     hybrid_search: bool = True

@@ -154,6 +154,7 @@ class ImmichServer:
     # answers; queues already running (a start answers 400, as Immich does).
     jobs: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
     jobs_status: int = 200
+    jobs_delay: float = 0.0
     running: set[str] = field(default_factory=set)
     untagged: list[tuple[str, list[str], str]] = field(default_factory=list)  # (tag, asset ids, caller)
 
@@ -231,6 +232,7 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
         user = admin_of(request)
         if isinstance(user, JSONResponse):
             return user
+        await asyncio.sleep(state.jobs_delay)
         if state.jobs_status != 200:
             return JSONResponse({"message": "jobs unavailable"}, state.jobs_status)
         body = orjson.loads(await request.body())

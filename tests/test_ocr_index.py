@@ -67,10 +67,11 @@ async def ctx(release, tokenizer):
     async with scratch_database(release) as name:
         db = database_for(name, release)
         await db.ensure()
-        index = OcrIndex(batch_size=3, tokenizer=tokenizer)
+        index = OcrIndex(batch_size=3, tokenizer=tokenizer, workers=2)
         assert db.pool is not None
         await index.prepare(db.pool)
         yield Ctx(index, ImmichRows(db.pool, release), db)
+        index.close()
         await db.close()
 
 

@@ -149,6 +149,21 @@ async def test_a_404_from_the_job_route_is_an_error_not_a_success(world):
     assert await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending") == 2
 
 
+async def test_no_transaction_is_open_while_immich_is_called(world):
+    asset = await photo(world)
+    world.immich.jobs_delay = 1.0
+    async with gateway(world) as client:
+        call = asyncio.create_task(reprocess(client, asset))
+        await until(lambda: _immich_called(world))
+        open_transactions = await world.rows.pool.fetch(
+            "SELECT state, query FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'",
+            world.database,
+        )
+        response = await call
+    assert response.status_code == 202
+    assert open_transactions == []
+
+
 async def test_a_queue_already_running_stays_pending_then_starts(world):
     asset = await photo(world)
     world.immich.running = {"ocr"}
@@ -225,6 +240,12 @@ async def test_command_line(world):
 
 async def _database_up(client: httpx.AsyncClient) -> bool:
     return bool((await client.get("/health")).json()["ocrSearch"]["available"])
+
+
+async def _immich_called(world: World) -> bool:
+    """Whether the gateway is now waiting on Immich's job route (the claim is committed)."""
+    claimed = await world.rows.pool.fetchval("SELECT count(*) FROM aio.reprocess_pending WHERE claimed_until > now()")
+    return bool(claimed)
 
 
 async def _pending_is(world: World, count: int) -> bool:

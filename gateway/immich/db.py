@@ -31,6 +31,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
 )
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+# A connection of ours: taken from the pool, or opened alone.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 class Database:
@@ -47,7 +49,7 @@ class Database:
         server_version: Callable[[], Awaitable[Version]],
         server_settings: dict[str, str] | None = None,
     ) -> None:
-        self._connect_args = {"host": host, "port": port, "user": user, "password": password, "database": database}
+        self._host, self._port, self._user, self._password, self._database = host, port, user, password, database
         # Settings every connection of ours starts with (the tokenizer's).
         self._server_settings = server_settings or {}
         self.where = f"{host}:{port}/{database}"
@@ -83,7 +85,11 @@ class Database:
     async def _connect(self) -> None:
         try:
             pool = await asyncpg.create_pool(
-                **self._connect_args,
+                host=self._host,
+                port=self._port,
+                user=self._user,
+                password=self._password,
+                database=self._database,
                 min_size=1,
                 max_size=10,
                 timeout=self.connect_timeout,
@@ -145,5 +151,5 @@ async def _close(pool: asyncpg.Pool) -> None:
     """Close without waiting on a hung server: terminate after a short grace."""
     try:
         await asyncio.wait_for(pool.close(), timeout=2)
-    except (asyncio.TimeoutError, *DATABASE_ERRORS):
+    except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError):
         pool.terminate()

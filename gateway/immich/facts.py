@@ -54,7 +54,7 @@ class Columns:
     preview_at: bool
 
     @classmethod
-    async def discover(cls, conn: asyncpg.Connection) -> Columns:
+    async def discover(cls, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> Columns:
         rows = await conn.fetch(
             "SELECT table_name, column_name FROM information_schema.columns"
             " WHERE table_schema = 'public' AND table_name = ANY($1::text[])",

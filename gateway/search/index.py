@@ -32,19 +32,12 @@ import asyncpg
 
 from gateway import aio_schema
 from gateway.immich import sql
+from gateway.immich.db import Connection
 from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import ImmichFacts
 from gateway.immich.filters import Params, search_conditions
-from gateway.search.tokenize import (
-    FOLDING,
-    JIEBA,
-    ZHPARSER,
-    Tokenizer,
-    fold,
-    jieba_documents,
-    jieba_query,
-    jieba_tsquery_sql,
-)
+from gateway.search.jieba_workers import JiebaWorkers
+from gateway.search.tokenize import FOLDING, JIEBA, ZHPARSER, Tokenizer, fold, jieba_tsquery_sql
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +121,12 @@ def feeds(facts: ImmichFacts) -> list[Feed]:
 
 
 class OcrIndex:
-    def __init__(self, batch_size: int, tokenizer: Literal["auto", "zhparser", "jieba"]) -> None:
+    def __init__(self, batch_size: int, tokenizer: Literal["auto", "zhparser", "jieba"], workers: int) -> None:
         self.batch_size = batch_size
         self.wanted = tokenizer
+        self.workers = workers
         self.tokenizer: Tokenizer | None = None  # chosen by `prepare`
+        self._jieba: JiebaWorkers | None = None  # started when jieba is chosen
 
     @property
     def config(self) -> str:
@@ -154,13 +149,26 @@ class OcrIndex:
                 await aio_schema.set_meta(conn, "tokenizer", tokenizer)
                 await aio_schema.set_meta(conn, "folding", FOLDING)
         self.tokenizer = tokenizer
+        if tokenizer == ZHPARSER:
+            self.close()
+        elif self._jieba is None:
+            self._jieba = JiebaWorkers(self.workers)
         log.info("OCR index ready", extra={"tokenizer": tokenizer, "folding": FOLDING})
+
+    def close(self) -> None:
+        if self._jieba is not None:
+            self._jieba.idle()
+            self._jieba = None
 
     async def sync(self, pool: asyncpg.Pool, facts: ImmichFacts) -> int:
         """One pass over every change feed (waiting for another gateway's pass); rows written."""
         async with self._locked(pool, wait=True) as conn:
             assert conn is not None
-            return sum([await self._read(conn, facts, feed, self.batch_size) for feed in feeds(facts)])
+            try:
+                return sum([await self._read(conn, facts, feed, self.batch_size) for feed in feeds(facts)])
+            finally:
+                if self._jieba is not None:
+                    self._jieba.idle()
 
     async def catch_up(self, pool: asyncpg.Pool, facts: ImmichFacts, limit: int) -> int:
         """A bounded pass before a search, so a photo Immich has just read is found at once.
@@ -186,7 +194,7 @@ class OcrIndex:
             return written
 
     @contextlib.asynccontextmanager
-    async def _locked(self, pool: asyncpg.Pool, *, wait: bool) -> AsyncIterator[asyncpg.Connection | None]:
+    async def _locked(self, pool: asyncpg.Pool, *, wait: bool) -> AsyncIterator[Connection | None]:
         """A connection holding the sync lock (one writer across gateways), or None when `wait`
         is false and another holds it. Taken outside the batch transactions, so each batch's
         snapshot sees the previous batch's rows."""
@@ -202,7 +210,7 @@ class OcrIndex:
                 await conn.execute("SELECT pg_advisory_unlock($1)", SYNC_LOCK)
 
     async def _read(
-        self, conn: asyncpg.Connection, facts: ImmichFacts, feed: Feed, limit: int, batches: int | None = None
+        self, conn: Connection, facts: ImmichFacts, feed: Feed, limit: int, batches: int | None = None
     ) -> int:
         """Read a feed from LAG before its watermark, in batches of `limit` (at most `batches`);
         each batch is applied and moves the watermark in one transaction. Rows written."""
@@ -227,7 +235,7 @@ class OcrIndex:
                 break
         return written
 
-    async def _apply(self, conn: asyncpg.Connection, facts: ImmichFacts, candidates: list[uuid.UUID]) -> int:
+    async def _apply(self, conn: Connection, facts: ImmichFacts, candidates: list[uuid.UUID]) -> int:
         """Make the index rows of `candidates` equal their current visible text."""
         ids = list(dict.fromkeys(candidates))
         current = {row["asset_id"]: row for row in await conn.fetch(sql.current_text(facts.columns), ids)}
@@ -236,7 +244,7 @@ class OcrIndex:
         gone = [asset_id for asset_id in indexed if asset_id not in current]
         if changed:
             texts = [row["text"] for row in changed]
-            documents = await asyncio.to_thread(self._documents, texts)
+            documents = await self._documents(texts)
             await conn.execute(
                 UPSERT,
                 [row["asset_id"] for row in changed],
@@ -249,19 +257,19 @@ class OcrIndex:
             await conn.execute(DELETE_ROWS, gone)
         return len(changed) + len(gone)
 
-    def _documents(self, texts: list[str]) -> list[str]:
+    async def _documents(self, texts: list[str]) -> list[str]:
         """What to_tsvector parses: folded text for zhparser, folded jieba words otherwise."""
-        if self.tokenizer == ZHPARSER:
-            return [fold(text) for text in texts]
-        return jieba_documents(texts)
+        if self._jieba is None:
+            return await asyncio.to_thread(lambda: [fold(text) for text in texts])
+        return await self._jieba.documents(texts)
 
     async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
         """The query's words as tsquery text, folded and split like the documents; '' when
         nothing is left (only stop words or punctuation)."""
-        folded = await asyncio.to_thread(fold, text)
-        if self.tokenizer == ZHPARSER:
+        if self._jieba is None:
+            folded = await asyncio.to_thread(fold, text)
             return str(await pool.fetchval("SELECT plainto_tsquery('chinese', $1)::text", folded))
-        expression, params = jieba_tsquery_sql(await asyncio.to_thread(jieba_query, folded))
+        expression, params = jieba_tsquery_sql(await self._jieba.query(text))
         return str(await pool.fetchval(f"SELECT ({expression})::text", *params))
 
     async def search(
@@ -282,7 +290,7 @@ class OcrIndex:
         return [str(row["asset_id"]) for row in await pool.fetch(statement, *params.values)]
 
 
-async def _choose_tokenizer(conn: asyncpg.Connection, wanted: str) -> Tokenizer:
+async def _choose_tokenizer(conn: Connection, wanted: str) -> Tokenizer:
     available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
     if wanted == JIEBA or (wanted == "auto" and not available):
         return JIEBA

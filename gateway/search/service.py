@@ -7,7 +7,6 @@ problem at once, until the database loop has it back and the index has caught up
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -21,7 +20,6 @@ from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
 from gateway.immich.facts import ImmichFacts
 from gateway.search.index import OcrIndex
-from gateway.search.tokenize import warm_up
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +32,7 @@ class SearchService:
         self.settings = settings
         self.db = db
         self.immich = immich
-        self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer)
+        self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer, settings.index_workers)
         self._prepared_for = 0  # the database connection (generation) the index was prepared on
         self._synced_for = 0  # ... and the one its last full pass completed on
         self._reconciled_at: float | None = None
@@ -51,7 +49,6 @@ class SearchService:
         async with self.db.use("OCR index sync") as (pool, facts):
             if self._prepared_for != self.db.generation:
                 await self.index.prepare(pool)
-                await asyncio.to_thread(warm_up)  # jieba's and OpenCC's tables load in about a second
                 self._prepared_for = self.db.generation
             await self.index.sync(pool, facts)
             self._synced_for = self.db.generation

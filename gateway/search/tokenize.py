@@ -1,4 +1,5 @@
-"""Words for the index: folding, then splitting by zhparser in the database or jieba in Python.
+"""Words for the index: folding, then splitting by zhparser in the database or by jieba (in
+worker processes, see jieba_workers.py: its dictionary never loads into the gateway itself).
 
 Folding makes matching script- and width-insensitive: Unicode NFKC (full-width letters and
 digits become ASCII) and traditional -> simplified Chinese (OpenCC `t2s`, dictionaries shipped in
@@ -22,9 +23,9 @@ import opencc
 
 log = logging.getLogger(__name__)
 
-ZHPARSER = "zhparser"
-JIEBA = "jieba"
 Tokenizer = Literal["zhparser", "jieba"]
+ZHPARSER: Tokenizer = "zhparser"
+JIEBA: Tokenizer = "jieba"
 # Bump when `fold` changes: stored words were built with the old folding.
 FOLDING = "nfkc+opencc-t2s+words/1"
 _SEPARATOR = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
@@ -35,7 +36,7 @@ _SEPARATOR = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 ZHPARSER_SETTINGS = {"zhparser.multi_short": "on", "zhparser.punctuation_ignore": "on"}
 
 _ready = threading.Lock()
-_t2s: opencc.OpenCC | None = None
+_converter: opencc.OpenCC | None = None
 
 # Function words that say nothing about a photo, left out on the jieba path (zhparser's
 # `chinese` configuration likewise maps only content words: nouns, verbs, adjectives...).
@@ -44,12 +45,18 @@ STOP_WORDS = frozenset(
 )
 
 
-def warm_up() -> None:
-    """Load jieba's dictionary and OpenCC's tables once (about a second); later calls are cheap."""
-    global _t2s
+def _t2s() -> opencc.OpenCC:
+    """OpenCC's traditional -> simplified converter, loaded once (a few ms)."""
+    global _converter
     with _ready:
-        if _t2s is None:
-            _t2s = opencc.OpenCC("t2s")
+        if _converter is None:
+            _converter = opencc.OpenCC("t2s")
+        return _converter
+
+
+def load_jieba() -> None:
+    """Load jieba's dictionary (about a second, much of it holding the GIL): in workers only."""
+    with _ready:
         if not jieba.dt.initialized:
             jieba.setLogLevel(logging.WARNING)
             jieba.initialize()
@@ -58,9 +65,7 @@ def warm_up() -> None:
 def fold(text: str) -> str:
     """Width- and script-insensitive words of `text`: NFKC, traditional -> simplified,
     punctuation and symbols as spaces, letters apart from digits."""
-    warm_up()
-    assert _t2s is not None
-    simplified = str(_t2s.convert(unicodedata.normalize("NFKC", text)))
+    simplified = str(_t2s().convert(unicodedata.normalize("NFKC", text)))
     spaced = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in simplified)
     return _SEPARATOR.sub(" ", spaced)
 
@@ -69,16 +74,11 @@ def _is_word(token: str) -> bool:
     return not token.isspace() and token.lower() not in STOP_WORDS
 
 
-def jieba_document(folded: str) -> str:
-    """Folded text as space-separated search words: every word plus its dictionary sub-words
-    (增值税电子普通发票 -> 增值 增值税 电子 普通 发票 普通发票), for the `simple` configuration."""
-    warm_up()
-    return " ".join(word for word in jieba.cut_for_search(folded) if _is_word(word))
-
-
 def jieba_documents(texts: list[str]) -> list[str]:
-    """Fold and split a batch (run in a worker thread or process)."""
-    return [jieba_document(fold(text)) for text in texts]
+    """Each text folded, as space-separated search words: every word plus its dictionary
+    sub-words (增值税电子普通发票 -> 增值 增值税 电子 普通 发票 普通发票), for `simple`."""
+    load_jieba()
+    return [" ".join(word for word in jieba.cut_for_search(fold(text)) if _is_word(word)) for text in texts]
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,11 @@ class QueryWord:
     parts: tuple[str, ...]
 
 
-def jieba_query(folded: str) -> list[QueryWord]:
-    """Split a folded query into words; each word must match. A word the document may hold
+def jieba_query(text: str) -> list[QueryWord]:
+    """Fold and split a query into words; each word must match. A word the document may hold
     only as its sub-words (电子发票 written as 电子 … 发票) also matches through those."""
-    warm_up()
-    return [QueryWord(word, _tiling(word)) for word in jieba.cut(folded) if _is_word(word)]
+    load_jieba()
+    return [QueryWord(word, _tiling(word)) for word in jieba.cut(fold(text)) if _is_word(word)]
 
 
 def _tiling(word: str) -> tuple[str, ...]:
