@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The torch-free AI service install (extra `ai-cpu`), which the tests also run.
+CPU_VENV ?= .venv-cpu
 
 .PHONY: run test install lint
 
@@ -15,7 +17,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e ".[ai,gateway,test]"
 	touch $@
 
-install: $(VENV)/.installed
+$(CPU_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(CPU_VENV)
+	$(CPU_VENV)/bin/python -m pip install --quiet -e ".[ai-cpu]"
+	touch $@
+
+install: $(VENV)/.installed $(CPU_VENV)/.installed
 
 run: install
 	BIN=$(BIN) scripts/run-local.sh
@@ -26,5 +33,6 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile

@@ -1,4 +1,4 @@
-"""The AI service application: wiring of settings, engines, runtime and routes."""
+"""The AI service application: settings, runtime and tasks wired to both HTTP APIs."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from aio_common.background import Loops
 from aio_common.http import BodyLimitMiddleware, error_body, install_error_handlers
 from mt_photos_ai.api import immich, mtphotos
-from mt_photos_ai.api.deps import require_key, runtime_of
-from mt_photos_ai.engines.clip import ClipEngine, ClipUnavailable, model_facts
-from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE, OcrEngine
-from mt_photos_ai.runtime import ModelSlot, Runtime
-from mt_photos_ai.settings import Settings
+from mt_photos_ai.api.deps import Service, require_key, service_of
+from mt_photos_ai.clip_models import MODELS
+from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE
+from mt_photos_ai.runtime import Runtime
+from mt_photos_ai.settings import DEFAULT_KEY, Settings
+from mt_photos_ai.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -33,41 +35,28 @@ def error_shape(path: str, message: str) -> dict[str, Any]:
     return error_body(message)
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    device = settings.resolved_device
-    return Runtime(
-        settings,
-        {
-            "ocr": ModelSlot("ocr", lambda: OcrEngine(device), RuntimeError),
-            "clip": ModelSlot(
-                "clip",
-                lambda: ClipEngine(
-                    settings.clip_model, settings.clip_download_root, device, settings.clip_auto_download
-                ),
-                ClipUnavailable,
-            ),
-        },
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings)
-        app.state.runtime = runtime
+        runtime = Runtime(settings)
+        app.state.service = Service(settings, runtime, Tasks(settings, runtime))
         if not settings.api_auth_required:
             log.warning("API key check is off (API_AUTH_REQUIRED=false): anyone who reaches the port can use it")
+        elif settings.api_auth_key == DEFAULT_KEY:
+            log.warning("API_AUTH_KEY is the well-known default: set your own here and in the gateway")
         await runtime.load(settings.preload)
-        unloader = asyncio.create_task(runtime.unload_idle_forever()) if settings.model_ttl > 0 else None
+        loops = Loops()
+        if settings.model_ttl > 0:
+            # Off the event loop: an unload may wait for a load that holds the slot.
+            loops.add("unload-idle", lambda: asyncio.to_thread(runtime.unload_idle), max(1.0, settings.model_ttl / 4))
+        loops.start()
         yield
-        if unloader:
-            unloader.cancel()
-        runtime.shutdown()
+        await loops.stop()
+        await asyncio.to_thread(runtime.shutdown)
 
     app = FastAPI(title="mt-photos-ai", lifespan=lifespan)
-    app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, shape=error_shape)
     install_error_handlers(app, error_shape)
 
@@ -79,29 +68,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/info", dependencies=[Depends(require_key)])
     async def info(request: Request) -> dict[str, Any]:
-        runtime = runtime_of(request)
-        clip = runtime.slots["clip"]
-        ocr = runtime.slots["ocr"]
-        ocr_engine = ocr.current
-        dimension, resolution, filename = model_facts(settings.clip_model)
+        runtime = service_of(request).runtime
+        model = MODELS[settings.clip_model]
+        ocr_engine = runtime.ocr.current
+        clip_engine = runtime.clip.current
         return {
             "clip": {
-                "model": settings.clip_model,
-                "dimension": dimension,
-                "resolution": resolution,
-                "weights": str(settings.clip_download_root / filename),
-                "loaded": clip.current is not None,
-                "error": clip.error,
+                "model": model.name,
+                "dimension": model.dimension,
+                "resolution": model.resolution,
+                "runtime": settings.resolved_runtime,
+                "providers": clip_engine.session.providers if clip_engine else None,
+                "weights": str(settings.clip_download_root / model.weights),
+                **runtime.clip.state(),
             },
             "ocr": {
                 "maxDetectionSide": MAX_DETECTION_SIDE,
+                "angleClassifier": settings.ocr_angle_classifier,
                 "models": ocr_engine.models if ocr_engine else None,
                 "providers": ocr_engine.providers if ocr_engine else None,
-                "loaded": ocr_engine is not None,
-                "error": ocr.error,
+                **runtime.ocr.state(),
             },
             "device": settings.resolved_device,
-            "versions": {pkg: _version(pkg) for pkg in ("cn-clip", "torch", "rapidocr", "onnxruntime")},
+            "versions": {
+                pkg: _version(pkg) for pkg in ("cn-clip", "torch", "rapidocr", "onnxruntime", "onnxruntime-gpu")
+            },
         }
 
     app.include_router(immich.router)

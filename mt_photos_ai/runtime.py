@@ -1,6 +1,7 @@
-"""Where inference runs: a bounded thread pool, lazy or eager model loading, idle unloading.
+"""Where inference runs: a bounded thread pool, one typed slot per model (loaded on first use or
+at start, unloaded when idle), and admission that refuses work rather than queueing it forever.
 
-The event loop never runs a model: routes hand work to `Runtime.run`, which refuses new work
+The event loop never runs a model: tasks hand work to `Runtime.run`, which refuses new work
 with 503 once `REQUEST_THREADS + MAX_QUEUED_REQUESTS` requests are already waiting or running.
 """
 
@@ -10,20 +11,29 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from aio_common.errors import ApiError, Busy, ModelUnavailable
-from mt_photos_ai.settings import Settings
+from mt_photos_ai.engines.clip import ClipEngine, load_clip
+from mt_photos_ai.engines.ocr import OcrEngine
+from mt_photos_ai.sessions import ClipUnavailable
+from mt_photos_ai.settings import Preloadable, Settings
 
 log = logging.getLogger(__name__)
 
-E = TypeVar("E")
 R = TypeVar("R")
 
-# After a failed load (missing weights), requests answer the remembered error this long
-# before the next load is tried, so a burst of jobs does not retry a slow download each time.
+
+class Engine(Protocol):
+    def release(self) -> None: ...
+
+
+E = TypeVar("E", bound=Engine)
+
+# After a failed load, requests answer the remembered error this long before the next load is
+# tried, so a burst of jobs does not retry a slow download each time.
 RETRY_LOAD_AFTER_S = 60.0
 
 
@@ -38,6 +48,8 @@ class ModelSlot(Generic[E]):
         self._engine: E | None = None
         self._failure: tuple[float, str] | None = None
         self.last_used = 0.0
+        self.loaded_at: float | None = None  # time.time() of the last load
+        self.load_seconds: float | None = None
 
     @property
     def current(self) -> E | None:
@@ -65,55 +77,77 @@ class ModelSlot(Generic[E]):
                     log.error("model %s unavailable", self.name, extra={"error": str(exc)})
                     raise ModelUnavailable(str(exc)) from None
                 self._failure = None
-                log.info("model %s loaded", self.name, extra={"seconds": round(time.monotonic() - started, 2)})
+                self.loaded_at, self.load_seconds = time.time(), time.monotonic() - started
+                log.info("model %s loaded", self.name, extra={"seconds": round(self.load_seconds, 2)})
             return self._engine
 
     def unload(self) -> None:
         with self._lock:
-            if self._engine is not None:
-                self._engine = None
+            engine, self._engine = self._engine, None
+            if engine is not None:
+                engine.release()
                 log.info("model %s unloaded", self.name)
             self._failure = None
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "loaded": self._engine is not None,
+            "loadedAt": self.loaded_at,
+            "loadSeconds": self.load_seconds,
+            "error": self.error,
+        }
+
 
 class Runtime:
-    def __init__(self, settings: Settings, slots: dict[str, ModelSlot[Any]]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.slots = slots
-        self._executor = ThreadPoolExecutor(settings.request_threads, thread_name_prefix="inference")
-        self._capacity = settings.request_threads + settings.max_queued_requests
+        device = settings.resolved_device
+        self.clip: ModelSlot[ClipEngine] = ModelSlot("clip", lambda: load_clip(settings), ClipUnavailable)
+        self.ocr: ModelSlot[OcrEngine] = ModelSlot(
+            "ocr", lambda: OcrEngine(device, settings.ocr_angle_classifier, settings.ocr_cpu_arena), RuntimeError
+        )
+        threads = settings.request_threads
+        if device == "cuda" and settings.clip_batch_wait_ms > 0:
+            threads += settings.clip_batch_size  # requests wait on a shared pass: let a batch fill
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inference")
+        self._capacity = threads + settings.max_queued_requests
         self._pending = 0
 
-    async def run(self, slot: str, work: Callable[[Any], R]) -> R:
+    def slot(self, name: Preloadable) -> ModelSlot[Any]:
+        return self.clip if name == "clip" else self.ocr
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def run(self, slot: ModelSlot[E], work: Callable[[E], R]) -> R:
         """Run `work(engine)` on the pool; 503 at once when the pool and its queue are full."""
         if self._pending >= self._capacity:
             raise Busy(f"The AI service is busy: {self._pending} requests in progress; try again.")
         self._pending += 1
         try:
-            model = self.slots[slot]
-            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(model.get()))
+            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(slot.get()))
         finally:
             self._pending -= 1
 
-    async def load(self, names: list[str]) -> None:
+    async def load(self, names: Iterable[Preloadable]) -> None:
         for name in names:
             try:
-                await self.run(name, lambda engine: None)
+                await self.run(self.slot(name), lambda engine: None)
             except ApiError as exc:
                 log.warning("preload of %s failed", name, extra={"error": exc.message})
 
     def unload_all(self) -> None:
-        for slot in self.slots.values():
+        for slot in (self.clip, self.ocr):
             slot.unload()
 
-    async def unload_idle_forever(self) -> None:
-        ttl = self.settings.model_ttl
-        while True:
-            await asyncio.sleep(max(1.0, ttl / 4))
-            now = time.monotonic()
-            for slot in self.slots.values():
-                if slot.current is not None and now - slot.last_used > ttl:
-                    slot.unload()
+    def unload_idle(self) -> None:
+        """One pass of the MODEL_TTL loop: unload the models idle longer than the TTL."""
+        now = time.monotonic()
+        for slot in (self.clip, self.ocr):
+            if slot.current is not None and now - slot.last_used > self.settings.model_ttl:
+                slot.unload()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.unload_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,8 +10,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ClipModelName = Literal["ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14", "RN50"]
+from mt_photos_ai.clip_models import ClipModelName
+
 Preloadable = Literal["clip", "ocr"]
+DEFAULT_KEY = "mt_photos_ai_extra"
 
 
 class Settings(BaseSettings):
@@ -18,7 +21,7 @@ class Settings(BaseSettings):
 
     http_host: str = "0.0.0.0"
     http_port: int = 8060
-    api_auth_key: str = "mt_photos_ai_extra"
+    api_auth_key: str = DEFAULT_KEY
     # Turn the key check off only on a private network you trust.
     api_auth_required: bool = True
 
@@ -28,6 +31,16 @@ class Settings(BaseSettings):
     clip_auto_download: bool = True
     # Empty = `cuda` when torch sees a GPU, else `cpu`.
     device: Literal["", "cuda", "cpu"] = ""
+    # Where CLIP runs: auto = ONNX Runtime on the CPU, torch (fp16 autocast) on CUDA.
+    runtime: Literal["auto", "onnx", "torch"] = "auto"
+    # CUDA only: CLIP requests arriving within this many ms share one forward pass (0 = off).
+    clip_batch_wait_ms: float = Field(default=5.0, ge=0)
+    clip_batch_size: int = Field(default=32, ge=1)
+
+    # RapidOCR's text-line angle classifier: reads upside-down and sideways text.
+    ocr_angle_classifier: bool = True
+    # onnxruntime's CPU memory arena for OCR: faster, and its memory is kept (see README).
+    ocr_cpu_arena: bool = True
 
     request_threads: int = Field(default=2, ge=1)
     # Requests waiting for an inference thread beyond this are refused with 503.
@@ -51,9 +64,17 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
-    def resolved_device(self) -> str:
+    def resolved_device(self) -> Literal["cuda", "cpu"]:
         if self.device:
             return self.device
+        if importlib.util.find_spec("torch") is None:  # the torch-free install runs on the CPU
+            return "cpu"
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def resolved_runtime(self) -> Literal["onnx", "torch"]:
+        if self.runtime != "auto":
+            return self.runtime
+        return "torch" if self.resolved_device == "cuda" else "onnx"

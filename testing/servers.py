@@ -43,11 +43,14 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server_process(module: str, env: dict[str, str], port_setting: str) -> Iterator[tuple[str, int]]:
-    """Run `python -m module` with `env` on a free port until its /ping answers; yields (URL, pid)."""
+def server_process(
+    module: str, env: dict[str, str], port_setting: str, python: str = sys.executable
+) -> Iterator[tuple[str, int]]:
+    """Run `python -m module` (with `python`) and `env` on a free port until its /ping answers;
+    yields (URL, pid)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        [python, "-m", module],
         env={**os.environ, **env, port_setting: str(port), "LOG_LEVEL": env.get("LOG_LEVEL", "WARNING")},
         stdout=subprocess.DEVNULL,
     )

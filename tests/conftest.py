@@ -60,7 +60,7 @@ def tokenizer(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def clip_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CLIP_DOWNLOAD_ROOT holding a randomly initialised cn-clip RN50 checkpoint (the smallest)."""
-    from mt_photos_ai.engines.clip import create_random_checkpoint
+    from testing.checkpoints import create_random_checkpoint
 
     root = tmp_path_factory.mktemp("clip")
     create_random_checkpoint("RN50", root)
@@ -96,11 +96,12 @@ def ai_url(ai_settings) -> Iterator[str]:
 def ocr_engine():
     from mt_photos_ai.engines.ocr import OcrEngine
 
-    return OcrEngine("cpu")
+    return OcrEngine("cpu", angle_classifier=True)
 
 
 @pytest.fixture(scope="session")
-def clip_engine(clip_root: Path):
-    from mt_photos_ai.engines.clip import ClipEngine
+def clip_engine(ai_settings):
+    """CLIP as the service runs it on a CPU: ONNX Runtime, exported from the RN50 checkpoint."""
+    from mt_photos_ai.engines.clip import load_clip
 
-    return ClipEngine("RN50", clip_root, "cpu", auto_download=False)
+    return load_clip(ai_settings)

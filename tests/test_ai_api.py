@@ -111,7 +111,19 @@ def test_mt_photos_routes(client):
 
 
 def test_restart_answers_then_reloads(client):
+    import time
+
+    before = client.get("/info", headers=KEY).json()
     assert client.post("/restart_v2", headers=KEY).json() == {"result": "pass"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = client.get("/info", headers=KEY).json()
+        if after["clip"]["loadedAt"] != before["clip"]["loadedAt"] and after["ocr"]["loaded"]:
+            break
+        time.sleep(0.1)
+    # Both preloaded models were loaded again after the answer.
+    assert after["clip"]["loadedAt"] > before["clip"]["loadedAt"]
+    assert after["ocr"]["loadedAt"] > before["ocr"]["loadedAt"]
     assert client.post("/clip/txt", headers=KEY, json={"text": "猫"}).status_code == 200
 
 
@@ -173,9 +185,12 @@ def test_bad_images_and_texts(client):
     assert mt.status_code == 422 and mt.json()["result"] == [] and "decode" in mt.json()["msg"]
 
 
-def test_body_over_the_limit_is_refused(client):
+def test_body_over_the_limit_is_refused_in_each_apis_shape(client):
     response = predict(client, OCR_ENTRIES, image=b"\0" * (9 * 1024 * 1024))
     bad(response, 413, "MAX_REQUEST_BYTES")
+    assert set(response.json()) == {"detail"}
+    mt = client.post("/ocr", headers=KEY, files={"file": ("a.jpg", b"\0" * (9 * 1024 * 1024))})
+    assert mt.status_code == 413 and mt.json()["result"] == [] and "MAX_REQUEST_BYTES" in mt.json()["msg"]
 
 
 def test_missing_weights_give_503_while_ocr_works(ai_settings, tmp_path):
@@ -193,5 +208,8 @@ def test_missing_weights_give_503_while_ocr_works(ai_settings, tmp_path):
 def test_auth_can_be_turned_off(ai_settings):
     from mt_photos_ai.app import create_app
 
+    with serve(create_app(ai_settings)) as url:
+        assert httpx.post(f"{url}/clip/txt", json={"text": "猫"}).status_code == 401
     with serve(create_app(ai_settings.model_copy(update={"api_auth_required": False}))) as url:
-        assert httpx.post(f"{url}/check").json()["result"] == "pass"
+        answer = httpx.post(f"{url}/clip/txt", json={"text": "猫"}, timeout=60)
+        assert answer.status_code == 200 and len(answer.json()["result"]) == 1024

@@ -1,17 +1,38 @@
-"""The Chinese-CLIP engine: real cn-clip code, checkpoints made from random weights."""
+"""Chinese-CLIP on both runtimes: the real cn-clip code and loading path with checkpoints made from
+random weights, exported to ONNX through the service's own path and compared with torch."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cn_clip import clip as cn_clip
+from cn_clip.clip import utils as cn_clip_utils
 from PIL import Image
 
-from mt_photos_ai.engines.clip import ClipEngine, ClipUnavailable, create_random_checkpoint, model_facts
+from mt_photos_ai.clip_models import MODELS
+from mt_photos_ai.engines.clip import ClipEngine, Tokenizer, load_clip
 from mt_photos_ai.images import decode_image
+from mt_photos_ai.sessions import ClipUnavailable
+from mt_photos_ai.sessions.onnx import OnnxFiles
+from mt_photos_ai.sessions.torch import VOCAB
+from mt_photos_ai.settings import Settings
+from testing.checkpoints import create_random_checkpoint
 from testing.images import encode
+
+TEXTS = [
+    "猫",
+    "一只猫在沙发上睡觉",
+    "增值税电子普通发票 Invoice No. 123",
+    "ＦＵＬＬ－ＷＩＤＴＨ　全角",
+    "emoji 🐱 and accents café naïve",
+    "很长的句子" * 40,
+    "",
+]
 
 
 def picture(color: tuple[int, int, int], size=(640, 480)) -> Image.Image:
@@ -20,61 +41,116 @@ def picture(color: tuple[int, int, int], size=(640, 480)) -> Image.Image:
     return image
 
 
-def test_model_facts_match_cn_clip_models():
-    assert {name: model_facts(name)[:2] for name in cn_clip.available_models()} == {
-        "ViT-B-16": (512, 224),
-        "ViT-L-14": (768, 224),
-        "ViT-L-14-336": (768, 336),
-        "ViT-H-14": (1024, 224),
-        "RN50": (1024, 224),
-    }
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
 
 
-def test_vectors_are_unit_length_float32_and_deterministic(clip_engine):
-    images = clip_engine.encode_images([picture((200, 10, 10))])
-    again = clip_engine.encode_images([picture((200, 10, 10))])
-    assert images.dtype == np.float32 and images.shape == (1, 1024)
-    assert np.linalg.norm(images[0]) == pytest.approx(1.0, abs=1e-5)
-    np.testing.assert_array_equal(images, again)
-    texts = clip_engine.encode_texts(["一只猫"])
-    assert np.linalg.norm(texts[0]) == pytest.approx(1.0, abs=1e-5)
+def settings_for(root: Path, model: str, runtime: str, **extra) -> Settings:
+    return Settings(
+        clip_model=model, clip_download_root=root, clip_auto_download=False, device="cpu", runtime=runtime, **extra
+    )
 
 
-def test_batch_equals_single(clip_engine):
+@pytest.fixture(scope="module")
+def vit_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("vit")
+    create_random_checkpoint("ViT-B-16", root)
+    return root
+
+
+def test_the_model_facts_are_cn_clips():
+    configs = Path(cn_clip_utils.__file__).parent / "model_configs"
+    for name in cn_clip.available_models():
+        info = cn_clip_utils._MODEL_INFO[name]
+        vision = json.loads((configs / f"{info['struct'].split('@')[0]}.json").read_text())
+        model = MODELS[name]
+        assert (model.dimension, model.resolution) == (vision["embed_dim"], info["input_resolution"])
+        assert model.weights == cn_clip_utils._MODELS[name][1]
+    assert set(MODELS) == set(cn_clip.available_models())
+
+
+def test_tokenizer_gives_cn_clips_ids():
+    ids, mask = Tokenizer(VOCAB)(TEXTS)
+    expected = cn_clip.tokenize(TEXTS, context_length=52).numpy()
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_array_equal(mask, (expected != 0).astype(np.int64))
+
+
+def test_preprocessing_gives_cn_clips_pixels(clip_engine):
+    image = picture((200, 30, 90), size=(731, 517))
+    transform = cn_clip_utils.image_transform(224)
+    np.testing.assert_allclose(clip_engine.preprocess(image), transform(image).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["RN50", "ViT-B-16"])
+def test_onnx_vectors_equal_torchs(model, clip_root, vit_root):
+    root = clip_root if model == "RN50" else vit_root
+    onnx = load_clip(settings_for(root, model, "onnx"))  # exported on first load
+    torch_ = load_clip(settings_for(root, model, "torch"))
+    assert (onnx.session.runtime, torch_.session.runtime) == ("onnx", "torch")
+    images = [picture((200, 10, 10)), picture((10, 200, 10), size=(300, 900)), picture((5, 5, 250), size=(224, 224))]
+    assert cosine(onnx.encode_images(images), torch_.encode_images(images)).min() >= 0.9999
+    assert cosine(onnx.encode_texts(TEXTS), torch_.encode_texts(TEXTS)).min() >= 0.9999
+    assert onnx.encode_images(images[:1]).shape == (1, MODELS[model].dimension)
+
+
+def test_exported_files_are_cached_and_remade_for_a_new_checkpoint(tmp_path):
+    create_random_checkpoint("RN50", tmp_path, seed=1)
+    files = OnnxFiles(tmp_path, MODELS["RN50"])
+    first = load_clip(settings_for(tmp_path, "RN50", "auto"))
+    made = files.visual.stat().st_mtime_ns
+    config = json.loads(files.config.read_text())
+    assert config["model"] == "RN50" and config["dimension"] == 1024 and config["context_length"] == 52
+    assert files.vocab.read_text() == VOCAB.read_text()
+    again = load_clip(settings_for(tmp_path, "RN50", "auto"))
+    assert files.visual.stat().st_mtime_ns == made  # reused
+    np.testing.assert_allclose(again.encode_texts(["猫"]), first.encode_texts(["猫"]), atol=1e-6)
+    create_random_checkpoint("RN50", tmp_path, seed=2)  # another checkpoint: exported again
+    remade = load_clip(settings_for(tmp_path, "RN50", "auto"))
+    assert files.visual.stat().st_mtime_ns != made
+    assert cosine(remade.encode_texts(["猫"]), first.encode_texts(["猫"]))[0] < 0.99
+
+
+def test_vectors_are_unit_length_float32_deterministic_and_batch_equals_single(clip_engine):
     a, b = picture((200, 10, 10)), picture((10, 200, 10))
-    batch = clip_engine.encode_images([a, b])
-    single = np.concatenate([clip_engine.encode_images([a]), clip_engine.encode_images([b])])
-    np.testing.assert_allclose(batch, single, atol=1e-5)
+    images = clip_engine.encode_images([a, b])
+    assert images.dtype == np.float32 and images.shape == (2, 1024)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(images[1], clip_engine.encode_images([b])[0], atol=1e-5)
+    np.testing.assert_array_equal(clip_engine.encode_images([a]), clip_engine.encode_images([a]))
     texts = clip_engine.encode_texts(["猫在沙发上", "发票"])
     np.testing.assert_allclose(texts[1], clip_engine.encode_texts(["发票"])[0], atol=1e-5)
+    assert not np.allclose(texts[0], texts[1])
 
 
-def test_chinese_text_is_tokenised_and_long_text_truncated(clip_engine):
-    tokens = cn_clip.tokenize(["猫在沙发上"], context_length=52)[0].tolist()
-    unknown = cn_clip._tokenizer.vocab["[UNK]"]
-    words = [t for t in tokens if t not in (0, unknown)]
-    assert len(words) == 5 + 2  # five characters between [CLS] and [SEP]
-    a, b = clip_engine.encode_texts(["猫在沙发上", "一张发票"])
-    assert not np.allclose(a, b)
-    long = clip_engine.encode_texts(["很长的句子" * 100])
-    assert long.shape == (1, 1024)
-
-
-def test_vit_b_16_serves_512_dimensions(tmp_path):
-    create_random_checkpoint("ViT-B-16", tmp_path)
-    engine = ClipEngine("ViT-B-16", tmp_path, "cpu", auto_download=False)
-    assert engine.encode_images([picture((1, 2, 3))]).shape == (1, 512)
-    assert engine.encode_texts(["猫"]).shape == (1, 512)
-
-
-def test_missing_weights_name_the_file(tmp_path):
-    with pytest.raises(ClipUnavailable) as refused:
-        ClipEngine("ViT-B-16", tmp_path, "cpu", auto_download=False)
-    assert str(tmp_path / "clip_cn_vit-b-16.pt") in str(refused.value)
+def test_missing_corrupt_and_foreign_weights_are_named(tmp_path):
+    with pytest.raises(ClipUnavailable) as missing:
+        load_clip(settings_for(tmp_path, "ViT-B-16", "torch"))
+    assert str(tmp_path / "clip_cn_vit-b-16.pt") in str(missing.value) and "missing" in str(missing.value)
     # With downloads allowed, cn-clip's own hub fetch is tried and fails here (offline).
     with pytest.raises(ClipUnavailable) as failed:
-        ClipEngine("ViT-B-16", tmp_path, "cpu", auto_download=True)
-    assert "clip_cn_vit-b-16.pt" in str(failed.value)
+        load_clip(settings_for(tmp_path, "ViT-B-16", "torch").model_copy(update={"clip_auto_download": True}))
+    assert "could not be fetched" in str(failed.value)
+    (tmp_path / "clip_cn_vit-b-16.pt").write_bytes(b"half a download")
+    with pytest.raises(ClipUnavailable) as corrupt:
+        load_clip(settings_for(tmp_path, "ViT-B-16", "torch"))
+    assert "corrupt or incomplete" in str(corrupt.value)
+    create_random_checkpoint("RN50", tmp_path)
+    os.replace(tmp_path / "clip_cn_rn50.pt", tmp_path / "clip_cn_vit-b-16.pt")  # the wrong model's weights
+    with pytest.raises(ClipUnavailable) as foreign:
+        load_clip(settings_for(tmp_path, "ViT-B-16", "onnx"))
+    assert "does not fit CLIP model ViT-B-16" in str(foreign.value)
+
+
+def test_micro_batches_answer_each_request_its_own_row(clip_root):
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = load_clip(settings_for(clip_root, "RN50", "onnx"))
+    batched = ClipEngine(engine.model, engine.session, batching=(8, 0.05))
+    texts = [f"第{i}张发票" for i in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        rows = list(pool.map(lambda text: batched.encode_texts([text])[0], texts))
+    np.testing.assert_allclose(np.stack(rows), engine.encode_texts(texts), atol=1e-5)
 
 
 def test_jpeg_is_decoded_at_reduced_size_and_exif_applied():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mt_photos_ai.engines.ocr import OcrOptions, reading_order
@@ -84,3 +85,43 @@ def test_tiny_and_blank_images_give_nothing(ocr_engine):
 
     assert read(ocr_engine, encode(Image.new("RGB", (31, 400), "white"))).texts == []
     assert read(ocr_engine, encode(Image.new("RGB", (800, 600), "white"))).texts == []
+
+
+def _image(data: bytes) -> Image.Image:
+    import io
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+@pytest.mark.parametrize("turn", [180, 90, 270])
+def test_text_at_any_angle_is_read(ocr_engine, turn):
+    """A photo of a document held sideways or upside down, without EXIF orientation."""
+    upright = _image(text_image(LINES[:2]).data)
+    turned = upright.rotate(turn, expand=True)
+    assert sorted(ocr_engine.read(turned, OcrOptions()).texts) == sorted(LINES[:2])
+
+
+def test_an_upside_down_line_in_an_upright_photo_is_read(ocr_engine):
+    photo = _image(text_image(["欢迎光临本店"], size=(960, 480)).data)
+    line = photo.crop((60, 60, 600, 160)).rotate(180)
+    photo.paste(line, (60, 260))
+    assert sorted(ocr_engine.read(photo, OcrOptions()).texts) == ["欢迎光临本店", "欢迎光临本店"]
+
+
+def test_a_vertical_column_of_chinese_is_read(ocr_engine):
+    from PIL import ImageDraw
+
+    from testing.images import font
+
+    image = Image.new("RGB", (400, 900), "white")
+    draw = ImageDraw.Draw(image)
+    for i, character in enumerate("停车场入口"):
+        draw.text((170, 80 + i * 104), character, font=font(96), fill="black")
+    assert ocr_engine.read(image, OcrOptions()).texts == ["停车场入口"]
+
+
+def test_without_the_angle_classifier_upside_down_text_is_lost():
+    from mt_photos_ai.engines.ocr import OcrEngine
+
+    upside_down = _image(text_image(LINES[:2]).data).rotate(180)
+    assert OcrEngine("cpu", angle_classifier=False).read(upside_down, OcrOptions()).texts != LINES[:2]

@@ -1,26 +1,33 @@
-"""Dependencies shared by the routers: settings, runtime, API key check, form parsing."""
+"""What the routers share: the service's parts, the API key check, form parsing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import cast
+
 from fastapi import Request
 
-from aio_common.errors import Invalid, Unauthorized
+from aio_common.errors import Unauthorized
 from aio_common.forms import Form, parse_form
 from aio_common.http import keys_equal
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import Settings
+from mt_photos_ai.tasks import Tasks
 
 
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
+@dataclass(frozen=True)
+class Service:
+    settings: Settings
+    runtime: Runtime
+    tasks: Tasks
 
 
-def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
+def service_of(request: Request) -> Service:
+    return cast(Service, request.app.state.service)
 
 
 def require_key(request: Request) -> None:
-    settings = settings_of(request)
+    settings = service_of(request).settings
     if settings.api_auth_required and not keys_equal(request.headers.get("api-key"), settings.api_auth_key):
         raise Unauthorized("Invalid API key")
 
@@ -34,13 +41,3 @@ def refuse_wrong_key(request: Request) -> None:
 
 async def read_form(request: Request) -> Form:
     return parse_form(await request.body(), request.headers.get("content-type", ""))
-
-
-def checked_text(text: object, settings: Settings) -> str:
-    if not isinstance(text, str):
-        raise Invalid("'text' must be a string.")
-    if not text.strip():
-        raise Invalid("'text' is empty.")
-    if len(text) > settings.max_text_chars:
-        raise Invalid(f"'text' has {len(text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS).")
-    return text

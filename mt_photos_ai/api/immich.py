@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,10 +13,8 @@ from aio_common import protocol as p
 from aio_common.errors import BadRequest, Invalid
 from aio_common.forms import text_field
 from aio_common.http import JsonResponse
-from mt_photos_ai.api.deps import checked_text, read_form, require_key, runtime_of, settings_of
-from mt_photos_ai.engines.clip import ClipEngine
-from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
-from mt_photos_ai.images import decode_image
+from mt_photos_ai.api.deps import read_form, require_key, service_of
+from mt_photos_ai.engines.ocr import OcrOptions, OcrResult
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -30,45 +29,45 @@ async def ping() -> str:
 
 @router.post("/predict", dependencies=[Depends(require_key)])
 async def predict(request: Request) -> JsonResponse:
-    settings = settings_of(request)
+    tasks = service_of(request).tasks
     form = await read_form(request)
     entries = p.parse_entries(form.get("entries"))
     _check_served(entries)
     image = form.get("image")
     text = text_field(form, "text")
-    if image is None and text is None:
-        raise BadRequest("Either image or text must be provided.")
     log.debug("predict", extra={"models": {t: {k: c.modelName for k, c in m.items()} for t, m in entries.items()}})
 
-    runtime = runtime_of(request)
     answer: dict[str, Any] = {}
-    if image is not None:
-        limits = {"max_pixels": settings.max_image_pixels, "max_side": settings.max_image_side}
-        if p.TEXTUAL in entries.get(p.CLIP, {}):
-            raise Invalid("clip.textual needs 'text', but an image was sent.")
-        if p.CLIP in entries:
-
-            def embed(engine: ClipEngine) -> tuple[list[float], int, int]:
-                decoded = decode_image(image, min_side=engine.resolution, **limits)
-                return engine.encode_images([decoded.image])[0].tolist(), decoded.width, decoded.height
-
-            vector, width, height = await runtime.run("clip", embed)
-            answer.update({p.CLIP: p.embedding_literal(vector), "imageHeight": height, "imageWidth": width})
-        if p.OCR in entries:
-            options = _ocr_options(entries[p.OCR])
-
-            def read(engine: OcrEngine) -> dict[str, Any]:
-                decoded = decode_image(image, **limits)
-                return immich_ocr_answer(engine.read(decoded.image, options), decoded.width, decoded.height)
-
-            answer.update(await runtime.run("ocr", read))
-    else:
+    if image is None:  # as the stock server: an image wins over a text
+        if text is None:
+            raise BadRequest("Either image or text must be provided.")
         if p.OCR in entries or p.VISUAL in entries.get(p.CLIP, {}):
             raise Invalid("ocr and clip.visual need an 'image', but only text was sent.")
-        query = checked_text(text, settings)
-        vector = await runtime.run("clip", lambda engine: engine.encode_texts([query])[0].tolist())
-        answer[p.CLIP] = p.embedding_literal(vector)
+        answer[p.CLIP] = p.embedding_literal((await tasks.embed_text(text)).tolist())
+        return JsonResponse(answer)
+    if p.TEXTUAL in entries.get(p.CLIP, {}):
+        raise Invalid("clip.textual needs 'text', but an image was sent.")
+    options = _ocr_options(entries[p.OCR]) if p.OCR in entries else None
+    # Both tasks of one request run at once, each on the inference pool.
+    embedded, read = await asyncio.gather(
+        tasks.embed_image(image) if p.CLIP in entries else _nothing(),
+        tasks.read_text(image, options) if options is not None else _nothing(),
+    )
+    if read is not None:
+        answer.update(immich_ocr_answer(read.result, read.width, read.height))
+    if embedded is not None:
+        answer.update(
+            {
+                p.CLIP: p.embedding_literal(embedded.vector.tolist()),
+                "imageHeight": embedded.height,
+                "imageWidth": embedded.width,
+            }
+        )
     return JsonResponse(answer)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _check_served(entries: p.Entries) -> None:
@@ -76,7 +75,7 @@ def _check_served(entries: p.Entries) -> None:
         if task not in SERVED:
             raise Invalid(
                 f"This service serves the clip and ocr tasks only, not '{task}': send faces and other "
-                "tasks to the stock Immich ML server (the gateway does this).",
+                "tasks to the stock Immich ML server (the gateway does this)."
             )
         unknown = set(types) - SERVED[task]
         if unknown:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from aio_common.errors import BadRequest, Invalid
-from mt_photos_ai.api.deps import checked_text, read_form, refuse_wrong_key, require_key, runtime_of, settings_of
-from mt_photos_ai.engines.clip import ClipEngine
-from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
-from mt_photos_ai.images import decode_image
+from mt_photos_ai.api.deps import read_form, refuse_wrong_key, require_key, service_of
+from mt_photos_ai.engines.ocr import OcrOptions, OcrResult
 
 router = APIRouter(tags=["mt-photos"])
 
@@ -21,7 +21,7 @@ MT_PHOTOS_OCR = OcrOptions(box_min_score=0.5, max_resolution=736, text_min_score
 
 @router.post("/check", dependencies=[Depends(refuse_wrong_key)])
 async def check(request: Request) -> dict[str, str]:
-    settings = settings_of(request)
+    settings = service_of(request).settings
     return {
         "result": "pass",
         "title": "mt-photos-ai (RapidOCR + Chinese-CLIP)",
@@ -34,11 +34,11 @@ async def check(request: Request) -> dict[str, str]:
 @router.post("/restart_v2", dependencies=[Depends(require_key)])
 async def restart(request: Request, background: BackgroundTasks) -> dict[str, str]:
     # Answer first, then unload and load again the models that were preloaded.
-    runtime = runtime_of(request)
+    service = service_of(request)
 
     async def reload() -> None:
-        runtime.unload_all()
-        await runtime.load(settings_of(request).preload)
+        await asyncio.to_thread(service.runtime.unload_all)  # may wait for a load in progress
+        await service.runtime.load(service.settings.preload)
 
     background.add_task(reload)
     return {"result": "pass"}
@@ -46,31 +46,14 @@ async def restart(request: Request, background: BackgroundTasks) -> dict[str, st
 
 @router.post("/ocr", dependencies=[Depends(require_key)])
 async def ocr(request: Request) -> dict[str, Any]:
-    image = await _image(request)
-    settings = settings_of(request)
-
-    def read(engine: OcrEngine) -> OcrResult:
-        decoded = decode_image(image, max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
-        return engine.read(decoded.image, MT_PHOTOS_OCR)
-
-    return {"result": mt_photos_ocr_result(await runtime_of(request).run("ocr", read))}
+    read = await service_of(request).tasks.read_text(await _image(request), MT_PHOTOS_OCR)
+    return {"result": mt_photos_ocr_result(read.result)}
 
 
 @router.post("/clip/img", dependencies=[Depends(require_key)])
 async def clip_image(request: Request) -> dict[str, list[str]]:
-    image = await _image(request)
-    settings = settings_of(request)
-
-    def embed(engine: ClipEngine) -> list[float]:
-        decoded = decode_image(
-            image,
-            max_pixels=settings.max_image_pixels,
-            max_side=settings.max_image_side,
-            min_side=engine.resolution,
-        )
-        return engine.encode_images([decoded.image])[0].tolist()
-
-    return {"result": _vector_strings(await runtime_of(request).run("clip", embed))}
+    embedded = await service_of(request).tasks.embed_image(await _image(request))
+    return {"result": _vector_strings(embedded.vector)}
 
 
 @router.post("/clip/txt", dependencies=[Depends(require_key)])
@@ -81,9 +64,7 @@ async def clip_text(request: Request) -> dict[str, list[str]]:
         raise Invalid('The body must be JSON: {"text": "..."}.') from None
     if not isinstance(body, dict) or "text" not in body:
         raise Invalid('The body must be JSON with a "text" field: {"text": "..."}.')
-    text = checked_text(body["text"], settings_of(request))
-    vector = await runtime_of(request).run("clip", lambda engine: engine.encode_texts([text])[0].tolist())
-    return {"result": _vector_strings(vector)}
+    return {"result": _vector_strings(await service_of(request).tasks.embed_text(body["text"]))}
 
 
 async def _image(request: Request) -> bytes:
@@ -98,8 +79,8 @@ def _fixed(value: float) -> str:
     return str(round(float(value), 2))
 
 
-def _vector_strings(vector: list[float]) -> list[str]:
-    return [f"{value:.16f}" for value in vector]
+def _vector_strings(vector: np.ndarray) -> list[str]:
+    return [f"{value:.16f}" for value in vector.tolist()]
 
 
 def mt_photos_ocr_result(result: OcrResult) -> dict[str, list[Any]]:

@@ -1,97 +1,149 @@
-"""Chinese-CLIP (cn-clip) image and text embeddings: float32, L2-normalised, one model only."""
+"""Chinese-CLIP image and text embeddings: float32, L2-normalised, one model only.
+
+The engine owns what is the same on every runtime: decoding-size, preprocessing (a bicubic
+resize to the model's square resolution, cn-clip's mean and std), tokenising (cn-clip's BERT
+vocabulary through HF tokenizers: the same ids as cn-clip's own tokenizer) and normalising.
+The network runs in a session (sessions/): ONNX Runtime or torch, per RUNTIME.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
+import importlib.util
 import logging
 from pathlib import Path
 
 import numpy as np
-import torch
-from cn_clip import clip as cn_clip
-from cn_clip.clip import utils as cn_clip_utils
 from PIL import Image
+from tokenizers import BertWordPieceTokenizer
+
+from mt_photos_ai.batching import Batcher
+from mt_photos_ai.clip_models import CONTEXT_LENGTH, MEAN, MODELS, STD, ClipModel
+from mt_photos_ai.sessions import ClipSession, ClipUnavailable
+from mt_photos_ai.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONTEXT_LENGTH = 52
-_CONFIG_DIR = Path(cn_clip_utils.__file__).parent / "model_configs"
+_MEAN = np.array(MEAN, np.float32).reshape(3, 1, 1)
+_STD = np.array(STD, np.float32).reshape(3, 1, 1)
 
 
-class ClipUnavailable(Exception):
-    """The weights are missing and could not be fetched; the message says where they go."""
+class Tokenizer:
+    """cn-clip's tokenisation: [CLS] + word pieces (at most 50) + [SEP], zero-padded to 52."""
 
+    def __init__(self, vocab: Path) -> None:
+        self._tokenizer = BertWordPieceTokenizer(
+            str(vocab), lowercase=True, strip_accents=None, clean_text=True, handle_chinese_chars=True
+        )
+        self._cls = self._tokenizer.token_to_id("[CLS]")
+        self._sep = self._tokenizer.token_to_id("[SEP]")
 
-def model_facts(name: str) -> tuple[int, int, str]:
-    """(embedding dimension, input resolution, weight file name) of a cn-clip model, from cn-clip itself."""
-    struct = cn_clip_utils._MODEL_INFO[name]["struct"]
-    vision = json.loads((_CONFIG_DIR / f"{struct.split('@')[0]}.json").read_text())
-    return vision["embed_dim"], cn_clip_utils._MODEL_INFO[name]["input_resolution"], cn_clip_utils._MODELS[name][1]
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.zeros((len(texts), CONTEXT_LENGTH), np.int64)
+        for row, encoding in enumerate(self._tokenizer.encode_batch(texts, add_special_tokens=False)):
+            tokens = [self._cls, *encoding.ids[: CONTEXT_LENGTH - 2], self._sep]
+            ids[row, : len(tokens)] = tokens
+        return ids, (ids != 0).astype(np.int64)
 
 
 class ClipEngine:
-    def __init__(self, name: str, download_root: Path, device: str, auto_download: bool) -> None:
-        self.name = name
-        self.device = device
-        self.dimension, self.resolution, filename = model_facts(name)
-        self.weights = download_root / filename
-        if not self.weights.is_file() and not auto_download:
-            raise ClipUnavailable(self._missing_message("CLIP_AUTO_DOWNLOAD is off"))
-        try:
-            # cn-clip prints its configs on stdout; keep them out of the service's log stream.
-            with contextlib.redirect_stdout(io.StringIO()):
-                model, self.preprocess = cn_clip.load_from_name(name, device=device, download_root=str(download_root))
-        except Exception as exc:  # the hub raises many kinds; all mean "no weights"
-            raise ClipUnavailable(self._missing_message(f"{type(exc).__name__}: {exc}")) from exc
-        self.model = model.eval()
+    def __init__(self, model: ClipModel, session: ClipSession, batching: tuple[int, float] | None = None) -> None:
+        self.model = model
+        self.session = session
+        self.dimension = model.dimension
+        self.resolution = model.resolution
+        self.tokenize = Tokenizer(session.vocab)
+        self._images: Batcher | None = None
+        self._texts: Batcher | None = None
+        if batching is not None:
+            size, wait_s = batching
+            self._images = Batcher("clip-images", session.encode_images, size, wait_s)
+            self._texts = Batcher("clip-texts", session.encode_texts, size, wait_s)
 
-    def _missing_message(self, cause: str) -> str:
-        return (
-            f"CLIP model {self.name} is not available: weights file {self.weights} is missing "
-            f"and could not be fetched ({cause}). Download {self.weights.name} from the OFA-Sys "
-            f"Chinese-CLIP release (Hugging Face or ModelScope) into {self.weights.parent}, "
-            "or run once with internet access so cn-clip fetches it."
-        )
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """(3, r, r) float32 pixels of an RGB image, as cn-clip's own transform makes them."""
+        size = (self.resolution, self.resolution)
+        resized = np.asarray(image.resize(size, Image.Resampling.BICUBIC), np.float32) / 255.0
+        pixels: np.ndarray = (resized.transpose(2, 0, 1) - _MEAN) / _STD
+        return pixels
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        run = self._images or self.session.encode_images
+        return _normalised(run(np.ascontiguousarray(pixels, np.float32)))
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
-        with self._inference():
-            features = self.model.encode_image(batch)
-        return _normalised(features)
+        return self.encode_pixels(np.stack([self.preprocess(image) for image in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        # cn-clip's tokenizer truncates to the context length: long text is cut, not refused.
-        tokens = cn_clip.tokenize(texts, context_length=CONTEXT_LENGTH).to(self.device)
-        with self._inference():
-            features = self.model.encode_text(tokens)
-        return _normalised(features)
+        # Long text is cut to the context length (as cn-clip does), not refused.
+        ids, mask = self.tokenize(texts)
+        run = self._texts or self.session.encode_texts
+        return _normalised(run(ids, mask))
 
-    def _inference(self) -> contextlib.AbstractContextManager[None]:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if self.device == "cuda":
-            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
-        return stack
+    def release(self) -> None:
+        for batcher in (self._images, self._texts):
+            if batcher is not None:
+                batcher.close()
+        self.session.release()
 
 
-def _normalised(features: torch.Tensor) -> np.ndarray:
-    vectors = features.float()
-    vectors = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return vectors.cpu().numpy().astype(np.float32)
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = vectors.astype(np.float32, copy=False)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    result: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return result
 
 
-def create_random_checkpoint(name: str, download_root: Path, seed: int = 0) -> Path:
-    """Write a checkpoint of a randomly initialised cn-clip model where `load_from_name` looks.
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("cn_clip") is not None
 
-    For tests and benchmarks: no weights can be downloaded there, but the loading path is real.
-    """
-    _, _, filename = model_facts(name)
-    torch.manual_seed(seed)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = cn_clip_utils.create_model(cn_clip_utils._MODEL_INFO[name]["struct"])
-    download_root.mkdir(parents=True, exist_ok=True)
-    path = download_root / filename
-    torch.save({"state_dict": model.state_dict()}, path)
-    return path
+
+def load_clip(settings: Settings) -> ClipEngine:
+    """The configured model on the configured runtime. On ONNX Runtime the exported files are
+    used, exported first when they are missing or were made from another checkpoint and torch
+    is here to do it."""
+    model = MODELS[settings.clip_model]
+    root = settings.clip_download_root
+    device = settings.resolved_device
+    batching = (settings.clip_batch_size, settings.clip_batch_wait_ms / 1000) if device == "cuda" else None
+    if batching and settings.clip_batch_wait_ms == 0:
+        batching = None
+    if settings.resolved_runtime == "torch":
+        if not torch_installed():
+            raise ClipUnavailable("RUNTIME=torch, but torch and cn-clip are not installed (the CPU image has neither)")
+        from mt_photos_ai.sessions.torch import TorchClipSession
+
+        return ClipEngine(model, TorchClipSession(model, root, device, settings.clip_auto_download), batching)
+    from mt_photos_ai.sessions.onnx import OnnxClipSession, OnnxFiles
+
+    files = OnnxFiles(root, model)
+    weights = root / model.weights
+    wanted = not files.complete() or (weights.is_file() and not files.made_from(weights))
+    if wanted and torch_installed() and (weights.is_file() or settings.clip_auto_download):
+        from mt_photos_ai.export import export_onnx
+
+        try:
+            export_onnx(model, root, settings.clip_auto_download)
+        except ClipUnavailable:
+            raise
+        except Exception as exc:  # the exporter's own failures: named, not a 500
+            raise ClipUnavailable(
+                f"Exporting CLIP model {model.name} to ONNX failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    if not files.complete():
+        raise ClipUnavailable(
+            f"CLIP model {model.name} on ONNX Runtime needs its exported files in {files.directory} "
+            f"({files.visual.name}, {files.textual.name}, {files.vocab.name}, {files.config.name}). "
+            + (
+                f"They are made from {weights} on first load; it is missing and could not be fetched."
+                if torch_installed()
+                else "This install has no torch to make them: run `python -m mt_photos_ai export-onnx` where "
+                "torch is installed (the GPU image) and copy that folder here."
+            )
+        )
+    try:
+        return ClipEngine(model, OnnxClipSession(files, device), batching)
+    except Exception as exc:  # onnxruntime raises its own kinds for a damaged file
+        raise ClipUnavailable(
+            f"The ONNX files in {files.directory} could not be loaded ({type(exc).__name__}: {exc}): delete the "
+            "folder to export them again."
+        ) from exc

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from PIL import Image
-from rapidocr import RapidOCR
+from rapidocr.ch_ppocr_cls import TextClassifier
 from rapidocr.ch_ppocr_det import TextDetector
 from rapidocr.ch_ppocr_det.utils import DBPostProcess
 from rapidocr.ch_ppocr_rec import TextRecInput, TextRecognizer
+from rapidocr.main import DEFAULT_CFG_PATH, root_dir
+from rapidocr.utils.log import logger as rapidocr_logger
+from rapidocr.utils.parse_parameters import ParseParams
 from rapidocr.utils.process_img import get_rotate_crop_image
 
 log = logging.getLogger(__name__)
@@ -45,24 +48,35 @@ class OcrResult:
 
 
 class OcrEngine:
-    def __init__(self, device: str) -> None:
-        config = RapidOCR(
-            params={
+    """RapidOCR's detector, angle classifier (optional) and recognizer, each built once."""
+
+    def __init__(self, device: str, angle_classifier: bool = True, cpu_arena: bool = True) -> None:
+        rapidocr_logger.setLevel(logging.WARNING)  # its own (non-JSON) lines: warnings only
+        config = ParseParams.update_batch(
+            ParseParams.load(DEFAULT_CFG_PATH),
+            {
                 "Global.log_level": "warning",
                 "EngineConfig.onnxruntime.use_cuda": device == "cuda",
-            }
-        ).cfg
-        for part in (config.Det, config.Rec):
+                "EngineConfig.onnxruntime.enable_cpu_mem_arena": cpu_arena,
+            },
+        )
+        parts = (config.Det, config.Cls, config.Rec)
+        for part in parts:
             part.engine_cfg = config.EngineConfig[part.engine_type.value]
-            part.model_root_dir = config.Global.model_root_dir
+            part.model_root_dir = config.Global.model_root_dir or root_dir / "models"
         config.Rec.font_path = config.Global.font_path
         self.detector = TextDetector(config.Det)
+        self.classifier = TextClassifier(config.Cls) if angle_classifier else None
         self.recognizer = TextRecognizer(config.Rec)
         self.models = [
             f"{part.ocr_version.value} {part.task_type.value} {part.model_type.value}"
-            for part in (config.Det, config.Rec)
+            for part in parts
+            if part is not config.Cls or angle_classifier
         ]
         self.providers = self.detector.session.session.get_providers()
+
+    def release(self) -> None:
+        """Nothing to free by hand: the sessions go with the engine."""
 
     def read(self, image: Image.Image, options: OcrOptions) -> OcrResult:
         width, height = image.size
@@ -72,7 +86,11 @@ class OcrEngine:
         boxes, box_scores = self._detect(bgr, options)
         if len(boxes) == 0:
             return OcrResult()
+        # A crop is turned upright when it is taller than wide; the classifier turns the lines
+        # that are upside down (after that turn: sideways too) before they are read.
         crops = [get_rotate_crop_image(bgr, box.copy()) for box in boxes]
+        if self.classifier is not None:
+            crops = self.classifier(crops).img_list or crops
         recognized = self.recognizer(TextRecInput(img=crops))
         texts, text_scores = recognized.txts or (), recognized.scores
         keep = [i for i, score in enumerate(text_scores) if score > options.text_min_score]
