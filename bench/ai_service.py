@@ -1,16 +1,16 @@
-"""AI service overhead and responsiveness.
+"""AI service speed and size, as ratios measured in one run (this kind of machine is noisy).
 
-In one run, alternating: OCR of a 1440 px preview with Chinese and English text, CLIP visual of
-that preview and CLIP textual of a Chinese query, each through HTTP (/predict on a real uvicorn
-server in its own process) vs the same engines called directly in another process of their own.
-The direct side runs them on the service's runtime (the same settings, loading and inference
-threads; decode included), so the ratio is what HTTP and the routes add. A call on a process's
-main thread is not the baseline: a service cannot run inference on its event loop's thread, and
-OCR took 30-60% longer on a worker thread than on the main thread of one process once CLIP was
-loaded (5-10% without it): glibc gives the main thread a heap arena of its own.
-Then /ping latency while OCR requests saturate both cores, and the service's resident memory
-with both models loaded. CLIP uses a randomly initialised ViT-B-16 (the default
-model; the same compute as the real weights). Run: `.venv/bin/python -m bench.ai_service`
+1. CLIP on ONNX Runtime vs torch: image and text embeddings of a randomly initialised ViT-B-16
+   (the default model; the same compute as real weights), each runtime in a worker process of
+   its own on the service's runtime (its loading path and inference threads), alternating.
+2. OCR options: RapidOCR's angle classifier on vs off, and onnxruntime's CPU memory arena on vs
+   off, on a 1440 px preview with Chinese and English lines, alternating in one process.
+3. What HTTP adds: each task through /predict on a real uvicorn server (its own process) vs the
+   same engines called directly on the service's runtime in another process, alternating.
+4. /ping while 4 OCR requests saturate both cores.
+5. Resident memory of the service with both models loaded: the full install (RUNTIME=torch) vs
+   the torch-free install (`.venv-cpu`, ONNX files), when that install exists.
+Run: `.venv/bin/python -m bench.ai_service`
 """
 
 from __future__ import annotations
@@ -31,74 +31,129 @@ import psutil
 
 from aio_common.protocol import predict_body
 from bench.common import percentile, summary
-from mt_photos_ai.app import build_runtime
-from mt_photos_ai.engines.clip import create_random_checkpoint
-from mt_photos_ai.engines.ocr import OcrOptions
-from mt_photos_ai.images import decode_image
-from mt_photos_ai.settings import Settings
+from testing.checkpoints import create_random_checkpoint
 from testing.images import text_image
 from testing.ml import OCR_ENTRIES, clip_entries
 from testing.servers import server_process
 
-ROUNDS = {"ocr": 16, "clip visual": 16, "clip textual": 30}
+ROOT = Path(__file__).parent.parent
+CPU_PYTHON = ROOT / ".venv-cpu" / "bin" / "python"
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]
+QUERY = "一只猫在沙发上睡觉"
+ROUNDS = 16
 
 
-def engine_worker(conn: Connection, env: dict[str, str], image: bytes, query: str) -> None:
-    """The baseline: the same engines on the service's own runtime (loaded and run on its
-    inference threads), called directly instead of through HTTP; times each call."""
+def worker(conn: Connection, env: dict[str, str], image: bytes) -> None:
+    """Runs named calls on the service's own runtime (its settings from `env`, its loading path
+    and inference threads) and times each: the direct baseline."""
     os.environ.update(env)
+    from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions
+    from mt_photos_ai.images import decode_image
+    from mt_photos_ai.runtime import Runtime
+    from mt_photos_ai.settings import Settings
+
     settings = Settings()
     limits = {"max_pixels": settings.max_image_pixels, "max_side": settings.max_image_side}
-    calls: dict[str, tuple[str, Callable[[Any], Any]]] = {
-        "ocr": ("ocr", lambda engine: engine.read(decode_image(image, **limits).image, OcrOptions())),
-        "clip visual": (
-            "clip",
-            lambda engine: engine.encode_images([decode_image(image, min_side=engine.resolution, **limits).image]),
-        ),
-        "clip textual": ("clip", lambda engine: engine.encode_texts([query])),
-    }
+    options = OcrOptions()
 
     async def serve() -> None:
-        runtime = build_runtime(settings)
-        await runtime.load(settings.preload)
+        runtime = Runtime(settings)
+        variants = {
+            (cls, arena): OcrEngine("cpu", angle_classifier=cls, cpu_arena=arena)
+            for cls in (True, False)
+            for arena in (True, False)
+        }
+
+        def embed(engine: Any) -> Any:
+            return engine.encode_images([decode_image(image, min_side=engine.resolution, **limits).image])
+
+        def reading(engine: Any) -> Callable[[Any], Any]:
+            return lambda _: engine.read(decode_image(image, **limits).image, options)
+
+        calls: dict[str, Callable[[], Any]] = {
+            "clip image": lambda: runtime.run(runtime.clip, embed),
+            "clip text": lambda: runtime.run(runtime.clip, lambda e: e.encode_texts([QUERY])),
+            "ocr": lambda: runtime.run(runtime.ocr, lambda e: e.read(decode_image(image, **limits).image, options)),
+        }
+        for (cls, arena), engine in variants.items():
+            name = f"ocr cls={'on' if cls else 'off'} arena={'on' if arena else 'off'}"
+            calls[name] = lambda engine=engine: runtime.run(runtime.ocr, reading(engine))
+        await runtime.load(["clip", "ocr"])
         conn.send("ready")
         while (task := conn.recv()) is not None:
-            slot, work = calls[task]
             started = time.perf_counter()
-            await runtime.run(slot, work)
+            await calls[task]()
             conn.send((time.perf_counter() - started) * 1000)
         runtime.shutdown()
 
     asyncio.run(serve())
 
 
+def start_worker(env: dict[str, str], image: bytes) -> Callable[[str | None], float]:
+    """A worker process; the returned function runs one named call there (None stops it)."""
+    spawn = multiprocessing.get_context("spawn")
+    conn, child_end = spawn.Pipe()
+    process = spawn.Process(target=worker, args=(child_end, env, image))
+    process.start()
+    assert conn.recv() == "ready"
+
+    def call(task: str | None) -> float:
+        conn.send(task)
+        if task is None:
+            process.join()
+            return 0.0
+        result: float = conn.recv()
+        return result
+
+    return call
+
+
+def alternate(call: Callable[[str], float], pairs: list[tuple[str, str]]) -> None:
+    for a, b in pairs:
+        call(a), call(b)  # warm-up
+        times: dict[str, list[float]] = {a: [], b: []}
+        for round_ in range(ROUNDS):
+            for name in (a, b) if round_ % 2 else (b, a):  # each goes first half the time
+                time.sleep(0.2)  # let the other side's spinning pool threads settle
+                times[name].append(call(name))
+        ratio = statistics.median(times[a]) / statistics.median(times[b])
+        print(f"\n{a}: {summary(times[a])}\n{b}: {summary(times[b])}\n  ratio {a} / {b} (medians): {ratio:.3f}")
+
+
 def main() -> None:
     image = text_image(LINES, size=(1440, 1080), font_size=44).data
-    query = "一只猫在沙发上睡觉"
-    requests = {
-        "ocr": predict_body(OCR_ENTRIES, image=image),
-        "clip visual": predict_body(clip_entries("visual", "ViT-B-16__openai"), image=image),
-        "clip textual": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=query),
-    }
     with tempfile.TemporaryDirectory() as root:
         create_random_checkpoint("ViT-B-16", Path(root))
-        env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "PRELOAD": "clip,ocr"}
-        spawn = multiprocessing.get_context("spawn")
-        conn, child_end = spawn.Pipe()
-        worker = spawn.Process(target=engine_worker, args=(child_end, env, image, query))
-        worker.start()
-        assert conn.recv() == "ready"
+        env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "CLIP_AUTO_DOWNLOAD": "false"}
+        onnx = start_worker({**env, "RUNTIME": "onnx"}, image)  # its first load exports the ONNX files
+        torch = start_worker({**env, "RUNTIME": "torch"}, image)
 
-        def direct(task: str) -> float:
-            conn.send(task)
-            return conn.recv()
+        def on(task: str) -> float:
+            runtime, _, name = task.partition(": ")
+            return (onnx if runtime == "onnx" else torch)(name)
 
-        with server_process("mt_photos_ai", env, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
+        print("=== 1. CLIP: ONNX Runtime vs torch (same checkpoint, each in its own process, CPU) ===")
+        alternate(on, [("onnx: clip image", "torch: clip image"), ("onnx: clip text", "torch: clip text")])
+        torch(None)
+        print("\n=== 2. OCR: angle classifier and CPU memory arena ===")
+        alternate(
+            onnx, [("ocr cls=on arena=on", "ocr cls=off arena=on"), ("ocr cls=on arena=on", "ocr cls=on arena=off")]
+        )
+
+        print("\n=== 3. What HTTP adds: /predict vs the engines called directly ===")
+        requests = {
+            "ocr": predict_body(OCR_ENTRIES, image=image),
+            "clip image": predict_body(clip_entries("visual", "ViT-B-16__openai"), image=image),
+            "clip text": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=QUERY),
+        }
+        served = {**env, "PRELOAD": "clip,ocr"}
+        with server_process("mt_photos_ai", served, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
             headers = {"api-key": "mt_photos_ai_extra"}
 
-            def over_http(task: str) -> float:
-                body, content_type = requests[task]
+            def either(task: str) -> float:
+                if not task.startswith("http "):
+                    return onnx(task)
+                body, content_type = requests[task.removeprefix("http ")]
                 started = time.perf_counter()
                 response = client.post(
                     f"{url}/predict", content=body, headers={**headers, "content-type": content_type}
@@ -106,27 +161,31 @@ def main() -> None:
                 assert response.status_code == 200, response.text
                 return (time.perf_counter() - started) * 1000
 
-            for task, rounds in ROUNDS.items():
-                over_http(task)
-                direct(task)  # warm-up both
-                http_times, direct_times = [], []
-                for round_ in range(rounds):
-                    pairs = [(over_http, http_times), (direct, direct_times)]
-                    for call, sink in pairs if round_ % 2 else pairs[::-1]:  # each goes first half the time
-                        # Both processes hold thread pools that spin a while after work: let
-                        # them settle so neither side runs against the other's spinning threads.
-                        time.sleep(0.3)
-                        sink.append(call(task))
-                ratio = statistics.median(http_times) / statistics.median(direct_times)
-                print(f"\n{task}")
-                print(f"  HTTP  : {summary(http_times)}")
-                print(f"  direct: {summary(direct_times)}")
-                print(f"  ratio HTTP / direct (medians): {ratio:.3f}")
-            conn.send(None)
-            worker.join()
-            rss = psutil.Process(pid).memory_info().rss / 2**20
-            print(f"\nservice resident memory with both models loaded: {rss:.0f} MiB")
+            alternate(either, [(f"http {task}", task) for task in requests])
+            onnx(None)
+            print("\n=== 4. /ping under load ===")
             asyncio.run(ping_under_load(url, headers, requests["ocr"]))
+            onnx_rss = psutil.Process(pid).memory_info().rss / 2**20
+
+        print("\n=== 5. Resident memory, both models loaded (ViT-B-16 + OCR) ===")
+        with server_process("mt_photos_ai", {**served, "RUNTIME": "torch"}, "HTTP_PORT") as (url, pid):
+            warm(url, headers, requests)
+            torch_rss = psutil.Process(pid).memory_info().rss / 2**20
+        print(f"full install, RUNTIME=torch: {torch_rss:.0f} MiB")
+        print(f"full install, RUNTIME=onnx (after the runs above): {onnx_rss:.0f} MiB")
+        if CPU_PYTHON.exists():
+            with server_process("mt_photos_ai", served, "HTTP_PORT", python=str(CPU_PYTHON)) as (url, pid):
+                warm(url, headers, requests)
+                cpu_rss = psutil.Process(pid).memory_info().rss / 2**20
+            print(f"torch-free install (ai-cpu): {cpu_rss:.0f} MiB; ratio to torch: {cpu_rss / torch_rss:.2f}")
+        else:
+            print("torch-free install: .venv-cpu missing (make install makes it)")
+
+
+def warm(url: str, headers: dict[str, str], requests: dict[str, tuple[bytes, str]]) -> None:
+    with httpx.Client(timeout=120) as client:
+        for body, content_type in requests.values():
+            client.post(f"{url}/predict", content=body, headers={**headers, "content-type": content_type})
 
 
 async def ping_under_load(url: str, headers: dict[str, str], ocr_request: tuple[bytes, str]) -> None:
@@ -149,7 +208,7 @@ async def ping_under_load(url: str, headers: dict[str, str], ocr_request: tuple[
             await asyncio.sleep(0.05)
         busy = False
         await asyncio.gather(*loaders)
-    print(f"\n/ping while 4 OCR requests run at once: {summary(pings)}  max {max(pings):.2f} ms")
+    print(f"/ping while 4 OCR requests run at once: {summary(pings)}  max {max(pings):.2f} ms")
     under = sum(p < 50 for p in pings) / len(pings)
     print(f"  share of pings under 50 ms: {under:.0%}; p95 {percentile(pings, 0.95):.2f} ms")
 

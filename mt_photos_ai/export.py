@@ -2,7 +2,8 @@
 and cn-clip needed here, not to run them), with what the torch-free runtime needs beside them.
 
 The text graph takes the token ids and the padding mask as inputs: a mask traced as a constant
-from the example input gave other vectors. The batch axis is dynamic. The files are written to
+from the example input gave other vectors. The batch axis is dynamic, and so is the token axis:
+the engine cuts the padding that no text of a batch needs. The files are written to
 a temporary folder and moved into place, so a crash never leaves a half-exported set, and are
 checked against torch (cosine >= 0.9999) before they are used.
 """
@@ -83,7 +84,11 @@ def export_onnx(model: ClipModel, root: Path, auto_download: bool) -> OnnxFiles:
                 str(staged.textual),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["embedding"],
-                dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"}, "embedding": {0: "batch"}},
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
                 opset_version=OPSET,
                 dynamo=False,
             )
@@ -130,7 +135,7 @@ def _check(network: Any, files: OnnxFiles) -> None:
         torch_images = network.encode_image(torch.from_numpy(pixels)).numpy()
         torch_texts = network.encode_text(torch.from_numpy(ids)).numpy()
     onnx_images = session.encode_images(pixels)
-    onnx_texts = session.encode_texts(ids, (ids != 0).astype(np.int64))
+    onnx_texts = session.encode_texts(ids, (ids != 0).astype(np.int64))  # all 52 tokens, as torch had them
     for name, ours, theirs in (("visual", onnx_images, torch_images), ("textual", onnx_texts, torch_texts)):
         cosine = float(np.min(_cosine(ours, theirs)))
         if cosine < MIN_COSINE:

@@ -76,8 +76,11 @@ class ClipEngine:
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         # Long text is cut to the context length (as cn-clip does), not refused.
         ids, mask = self.tokenize(texts)
-        run = self._texts or self.session.encode_texts
-        return _normalised(run(ids, mask))
+        if self._texts is not None:  # requests batched together share the full length
+            return _normalised(self._texts(ids, mask))
+        # Padding that no text of this batch needs is cut: masked tokens change nothing but cost.
+        used = int(mask.sum(axis=1).max())
+        return _normalised(self.session.encode_texts(ids[:, :used], mask[:, :used]))
 
     def release(self) -> None:
         for batcher in (self._images, self._texts):
