@@ -15,7 +15,7 @@ from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import Version
 from gateway.search.index import OcrIndex
-from gateway.search.tokenize import FOLDING, ZHPARSER_SETTINGS
+from gateway.search.tokenize import FOLDING, SPLITTING, ZHPARSER_SETTINGS
 from testing.immich_db import RELEASES, ImmichRows, scratch_database
 
 ALICE = str(uuid.uuid4())
@@ -110,6 +110,22 @@ async def test_characters_that_straddle_two_words_do_not_match(ctx, query, text,
     await ctx.sync()
     hits = await ctx.find(query)
     assert straddling not in hits and real in hits
+
+
+async def test_a_compound_query_finds_its_parts_written_apart(ctx):
+    apart = await ctx.rows.asset(ALICE, ["电子 普通 发票"])
+    together = await ctx.rows.asset(ALICE, ["增值税电子普通发票"])
+    await ctx.rows.asset(ALICE, ["电子 产品"])
+    await ctx.sync()
+    assert set(await ctx.find("电子发票")) == {apart, together}
+    assert set(await ctx.find("普通发票")) == {apart, together}
+
+
+async def test_time_words_and_numbers_are_words_too(ctx):
+    note = await ctx.rows.asset(ALICE, ["今天下午三点 会议室 B2", "第3季度 合计 128 元"])
+    await ctx.sync()
+    for query in ("今天", "会议室", "b2", "128", "合计"):
+        assert await ctx.find(query) == [note], query
 
 
 async def test_more_mentions_rank_higher_and_all_words_must_match(ctx):
@@ -244,8 +260,10 @@ async def test_sync_is_idempotent_and_repairs_a_crash(ctx, monkeypatch):
 async def test_switching_the_tokenizer_rebuilds_the_index(ctx, tokenizer):
     await ctx.rows.asset(ALICE, ["发票"])
     await ctx.sync()
-    meta = dict(await ctx.pool.fetch("SELECT key, value FROM aio.meta WHERE key IN ('tokenizer', 'folding')"))
-    assert meta == {"tokenizer": tokenizer, "folding": FOLDING}
+    meta = dict(
+        await ctx.pool.fetch("SELECT key, value FROM aio.meta WHERE key IN ('tokenizer', 'folding', 'splitting')")
+    )
+    assert meta == {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer]}
     await ctx.index.prepare(ctx.pool)  # built the same way: kept
     assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
     other = "jieba" if tokenizer == "zhparser" else "zhparser"

@@ -37,7 +37,7 @@ from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import ImmichFacts
 from gateway.immich.filters import Params, search_conditions
 from gateway.search.jieba_workers import JiebaWorkers
-from gateway.search.tokenize import FOLDING, JIEBA, ZHPARSER, Tokenizer, fold, jieba_tsquery_sql
+from gateway.search.tokenize import FOLDING, JIEBA, SPLITTING, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ SELECT u.asset_id, u.owner_id, u.text, to_tsvector($5::regconfig, u.document)
 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(asset_id, owner_id, text, document)
 ON CONFLICT (asset_id) DO UPDATE SET owner_id = excluded.owner_id, text = excluded.text, words = excluded.words
 """
+# The query's words as zhparser splits them (mapped types only), in order.
+ZHPARSER_TOKENS = (
+    "SELECT lower(token) AS token FROM ts_debug('chinese', $1) WHERE lexemes IS NOT NULL AND lexemes <> '{}'"
+)
 INDEXED_TEXT = "SELECT asset_id, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 DELETE_ROWS = "DELETE FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 
@@ -138,16 +142,16 @@ class OcrIndex:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", aio_schema.MIGRATION_LOCK)
             tokenizer = await _choose_tokenizer(conn, self.wanted)
-            built_with = await aio_schema.get_meta(conn, "tokenizer"), await aio_schema.get_meta(conn, "folding")
-            if built_with != (tokenizer, FOLDING):
-                if built_with[0]:
+            wanted = {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer]}
+            built_with = {key: await aio_schema.get_meta(conn, key) for key in wanted}
+            if built_with != wanted:
+                if built_with["tokenizer"]:
                     log.warning(
-                        "the OCR index was built another way: rebuilt",
-                        extra={"was": list(built_with), "now": [tokenizer, FOLDING]},
+                        "the OCR index was built another way: rebuilt", extra={"was": built_with, "now": wanted}
                     )
                 await conn.execute("TRUNCATE aio.ocr_index; DELETE FROM aio.meta WHERE key LIKE 'feed:%'")
-                await aio_schema.set_meta(conn, "tokenizer", tokenizer)
-                await aio_schema.set_meta(conn, "folding", FOLDING)
+                for key, value in wanted.items():
+                    await aio_schema.set_meta(conn, key, value)
         self.tokenizer = tokenizer
         if tokenizer == ZHPARSER:
             self.close()
@@ -268,8 +272,11 @@ class OcrIndex:
         nothing is left (only stop words or punctuation)."""
         if self._jieba is None:
             folded = await asyncio.to_thread(fold, text)
-            return str(await pool.fetchval("SELECT plainto_tsquery('chinese', $1)::text", folded))
-        expression, params = jieba_tsquery_sql(await self._jieba.query(text))
+            tokens = await pool.fetch(ZHPARSER_TOKENS, folded)
+            words = zhparser_query([row["token"] for row in tokens])
+        else:
+            words = await self._jieba.query(text)
+        expression, params = tsquery_sql(words)
         return str(await pool.fetchval(f"SELECT ({expression})::text", *params))
 
     async def search(

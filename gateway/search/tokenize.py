@@ -34,6 +34,9 @@ _SEPARATOR = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 # multi_short also indexes the short words inside a compound, so 奶茶 finds 奶茶店 as jieba's
 # search mode does; punctuation is never a word.
 ZHPARSER_SETTINGS = {"zhparser.multi_short": "on", "zhparser.punctuation_ignore": "on"}
+# How each tokenizer splits, recorded with the index: a change (zhparser's settings or token
+# types in zhparser.sql, the stop words) rebuilds it.
+SPLITTING = {"zhparser": "multi_short,punctuation_ignore;types-2", "jieba": "search-mode;stop-words-1"}
 
 _ready = threading.Lock()
 _converter: opencc.OpenCC | None = None
@@ -93,21 +96,38 @@ def jieba_query(text: str) -> list[QueryWord]:
     """Fold and split a query into words; each word must match. A word the document may hold
     only as its sub-words (电子发票 written as 电子 … 发票) also matches through those."""
     load_jieba()
-    return [QueryWord(word, _tiling(word)) for word in jieba.cut(fold(text)) if _is_word(word)]
+    return [
+        QueryWord(word, tiling(word, [p for p in jieba.cut_for_search(word) if p != word]))
+        for word in jieba.cut(fold(text))
+        if _is_word(word)
+    ]
 
 
-def _tiling(word: str) -> tuple[str, ...]:
-    """Sub-words of `word` from jieba's search mode that cover it end to end, if any do."""
-    pieces = [p for p in jieba.cut_for_search(word) if p != word]
-    tiling, end = [], 0
+def zhparser_query(tokens: list[str]) -> list[QueryWord]:
+    """Query words from zhparser's tokens of a folded query. With multi_short a compound comes
+    first, then the short words inside it; those that tile it are its parts, as on jieba's path."""
+    words: list[tuple[str, list[str]]] = []
+    for token in tokens:
+        if words and token != words[-1][0] and token in words[-1][0]:
+            words[-1][1].append(token)
+        else:
+            words.append((token, []))
+    return [QueryWord(word, tiling(word, pieces)) for word, pieces in words]
+
+
+def tiling(word: str, pieces: list[str]) -> tuple[str, ...]:
+    """The `pieces` (sub-words of `word`, in order) that cover it end to end, if any do: a word
+    also matches a document holding only those (电子发票 written as 电子 … 发票). Pieces that
+    leave a gap never do, so characters straddling two words never match (研究生 in 研究生命)."""
+    covered, end = [], 0
     for piece in pieces:
         if word.startswith(piece, end):
-            tiling.append(piece)
+            covered.append(piece)
             end += len(piece)
-    return tuple(tiling) if end == len(word) and len(tiling) > 1 else ()
+    return tuple(covered) if end == len(word) and len(covered) > 1 else ()
 
 
-def jieba_tsquery_sql(words: list[QueryWord]) -> tuple[str, list[str]]:
+def tsquery_sql(words: list[QueryWord]) -> tuple[str, list[str]]:
     """A parameterised SQL expression for the query's tsquery; every word a bound parameter, so
     any text is safe (no tsquery syntax, no injection)."""
     params: list[str] = []
