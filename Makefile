@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The torch-free AI service install (extra `ai-cpu`), which the tests also run.
 CPU_VENV ?= .venv-cpu
 
-.PHONY: run test install lint
+.PHONY: run test install lint fuzz docs
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
@@ -30,9 +30,17 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# A longer fuzzing campaign than CI's, with a new seed each time.
+fuzz: install
+	FUZZ_SCALE=10 FUZZ_SEED= $(BIN)/python -m pytest tests/test_fuzz.py -s
+
+# Write docs/openapi-*.json from the running services (CI checks they are current).
+docs: install
+	$(BIN)/python -m testing.openapi_docs
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	BIN=$(BIN) scripts/check-compose.sh
 	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile

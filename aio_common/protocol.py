@@ -24,6 +24,7 @@ DETECTION = "detection"
 RECOGNITION = "recognition"
 
 IMAGE_SIZE_KEYS = ("imageHeight", "imageWidth")
+MAX_RESOLUTION = 2**31 - 1
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
@@ -81,14 +82,16 @@ def merge_answers(answers: list[dict[str, Any]]) -> dict[str, Any]:
 
 class DetectionOptions(BaseModel):
     """OCR detection options as Immich sends them; unknown options are ignored. Immich allows any
-    maxResolution >= 1; the engine bounds the detector's input itself (see its /info)."""
+    maxResolution >= 1 (a 32-bit integer in its settings); the engine bounds the detector's input
+    itself (see its /info)."""
 
-    minScore: float = Field(default=0.5, ge=0, le=1)
-    maxResolution: int = Field(default=736, ge=1)
+    # Strict: a JSON true is not a score (pydantic would read it as 1).
+    minScore: float = Field(default=0.5, ge=0, le=1, strict=True)
+    maxResolution: int = Field(default=736, ge=1, le=MAX_RESOLUTION, strict=True)
 
 
 class RecognitionOptions(BaseModel):
-    minScore: float = Field(default=0.8, ge=0, le=1)
+    minScore: float = Field(default=0.8, ge=0, le=1, strict=True)
 
 
 def parse_options(model: type[OptionsT], options: dict[str, Any], where: str) -> OptionsT:

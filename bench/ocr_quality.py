@@ -30,10 +30,9 @@ import asyncpg
 
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
-from gateway.immich.facts import Version
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import ZHPARSER_SETTINGS
-from testing.immich_db import dsn, scratch_database
+from testing.immich_db import database_for, dsn, scratch_database
 
 CORPUS = Path(__file__).parent / "data" / "ocr_quality.json"
 OWNER = uuid.UUID(int=1)
@@ -163,7 +162,8 @@ async def run() -> None:
             results[system] = []
         for tokenizer in tokenizers:
             index = OcrIndex(1000, tokenizer, workers=2)  # type: ignore[arg-type]
-            database = await _database(name)
+            database = database_for(name, query_timeout=60)
+            await database.ensure()
             assert database.pool is not None and database.facts is not None
             await index.prepare(database.pool)
             await index.sync(database.pool, database.facts)
@@ -199,25 +199,6 @@ async def _ours(index: OcrIndex, database: Database, words: str) -> list[uuid.UU
     dto = SmartSearch(query=words, visibility="timeline")
     found = await index.search(database.pool, database.facts, tsquery, dto, str(OWNER), 1000, 0)
     return [uuid.UUID(a) for a in found]
-
-
-async def _database(name: str) -> Database:
-    async def version() -> Version:
-        return Version(3, 2, 2)
-
-    database = Database(
-        host="127.0.0.1",
-        port=5432,
-        user="postgres",
-        password="",
-        database=name,
-        connect_timeout=5,
-        query_timeout=60,
-        server_version=version,
-        server_settings=ZHPARSER_SETTINGS,
-    )
-    await database.ensure()
-    return database
 
 
 if __name__ == "__main__":

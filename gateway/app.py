@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -13,10 +14,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from aio_common import openapi as o
 from aio_common.background import Loops
 from aio_common.http import BodyLimitMiddleware, install_error_handlers, keys_equal
+from aio_common.metrics import install as install_metrics
+from aio_common.metrics import separate_server
+from gateway import docs
 from gateway.backends import Backend
-from gateway.clip_models import SUGGESTED_NAME
+from gateway.clip_models import SUGGESTED_NAME, ClipNames
+from gateway.metrics import METRICS
+from gateway.predict import PATH as PREDICT_PATH
 from gateway.predict import PredictEndpoint
 from gateway.reprocess import routes as reprocess_routes
 from gateway.routing import Router
@@ -27,6 +34,13 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_AI_KEY = "mt_photos_ai_extra"
+MESSAGE: o.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
+HEALTH: o.Schema = {
+    "type": "object",
+    "required": ["backends", "ocrSearch"],
+    "properties": {"backends": {"type": "object"}, "ocrSearch": {}},
+    "description": "Up or down for anyone; the details (URLs, errors) for local callers or with the api-key",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             log.info("IMMICH_ADMIN_API_KEY is not set: re-processing is off")
         loops.start()
-        yield
+        with contextlib.ExitStack() as exit_stack:
+            if settings.metrics and settings.metrics_port:
+                exit_stack.enter_context(separate_server(METRICS, settings.host, settings.metrics_port))
+            yield
         await loops.stop()
         await ai.close()
         await immich.close()
@@ -75,18 +92,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="immich-all-in-one gateway", lifespan=lifespan)
     app.add_middleware(PredictEndpoint)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)  # the outer one
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     install_error_handlers(app)
+    if settings.metrics:  # the outermost middleware: it sees /predict and every 413
+        install_metrics(app, METRICS, separate_port=bool(settings.metrics_port), extra_routes=[PREDICT_PATH])
 
-    @app.get("/")
+    @app.get(
+        "/",
+        summary="What this service is",
+        responses=o.ok(MESSAGE, {"message": "Immich ML gateway"}),
+    )
     async def root() -> dict[str, str]:
         return {"message": "Immich ML gateway: OCR and CLIP to mt-photos-ai, faces to the stock Immich ML server"}
 
-    @app.get("/ping", response_class=PlainTextResponse)
+    @app.get(
+        "/ping",
+        response_class=PlainTextResponse,
+        summary="Liveness, as Immich checks its ML server",
+        responses=o.ok({"type": "string", "const": "pong"}, "pong", media_type="text/plain"),
+    )
     async def ping() -> str:
         return "pong"
 
-    @app.get("/health")
+    @app.get(
+        "/health",
+        summary="Backends, the served CLIP model, the OCR index and the Immich release found",
+        responses=o.ok(HEALTH),
+    )
     async def health(request: Request) -> dict[str, Any]:
         """Up or down for anyone; the details (URLs, database, errors) for local callers or with the key."""
         router: Router = request.app.state.router
@@ -121,7 +153,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(search_routes.router)
     app.include_router(reprocess_routes.router)
+
+    def predict_path() -> dict[str, Any]:
+        router: Router | None = getattr(app.state, "router", None)
+        names = router.fitting_names() if router else []
+        return {PREDICT_PATH: docs.predict_path(names or sorted(ClipNames(settings.clip_extra_models).dimensions))}
+
+    schemes = {o.API_KEY: o.API_KEY_SCHEME, **docs.IMMICH_SCHEMES}
+    o.install(app, version=_version(), schemes=schemes, components=docs.SEARCH_PARTS, extra_paths=predict_path)
     return app
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("immich-all-in-one")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def _may_see_details(request: Request, settings: Settings) -> bool:

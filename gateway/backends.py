@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from aio_common.errors import ApiError, BackendFailed, BackendTimedOut, BackendUnreachable
+from gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Backend:
             connector=aiohttp.TCPConnector(limit=256),
             json_serialize=lambda v: orjson.dumps(v).decode(),
         )
+        for url in urls:
+            metrics.REPLICA_UP.labels(name, url).set(1)  # as Replica assumes until a /ping says otherwise
         return cls(name, [Replica(url) for url in urls], session, headers)
 
     def pick(self, exclude: set[Replica]) -> Replica | None:
@@ -75,12 +78,16 @@ class Backend:
         """POST to the least busy replica; on a connection error, timeout or 5xx retry once elsewhere."""
         tried: set[Replica] = set()
         failure: ApiError = BackendUnreachable(f"{self.name}: no replica configured")
-        for _ in range(min(2, len(self.replicas))):
+        for attempt in range(min(2, len(self.replicas))):
             replica = self.pick(tried)
             if replica is None:
                 break
+            if attempt:
+                metrics.RETRIES.labels(self.name).inc()
             tried.add(replica)
             replica.in_flight += 1
+            in_flight = metrics.REPLICA_IN_FLIGHT.labels(self.name, replica.url)
+            in_flight.inc()
             try:
                 async with self.session.post(
                     replica.url + path, data=content, headers={**self.headers, "content-type": content_type}
@@ -98,6 +105,7 @@ class Backend:
                 continue
             finally:
                 replica.in_flight -= 1
+                in_flight.dec()
             if reply.status >= 500:
                 failure = BackendFailed(f"{self.name} at {replica.url} failed with {reply.status}: {_message(reply)}")
                 replica.last_error = failure.message
@@ -124,6 +132,7 @@ class Backend:
         if healthy != replica.healthy:
             log.info("replica %s", "up" if healthy else "down", extra={"backend": self.name, "url": replica.url})
         replica.healthy = healthy
+        metrics.REPLICA_UP.labels(self.name, replica.url).set(int(healthy))
         if error:
             replica.last_error = error
         return came_up

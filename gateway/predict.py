@@ -15,7 +15,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from aio_common import protocol as p
 from aio_common.errors import ApiError, BadRequest
 from aio_common.forms import parse_form, text_field
-from aio_common.http import error_body, unexpected_error
+from aio_common.http import JsonResponse, error_body, unexpected_error
+from aio_common.metrics import set_task
+from gateway import metrics
 from gateway.backends import BackendReply
 from gateway.routing import Router
 
@@ -30,8 +32,12 @@ class PredictEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != PATH:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            refused = JsonResponse(error_body("Method Not Allowed"), status_code=405, headers={"allow": "POST"})
+            await refused(scope, receive, send)
             return
         router: Router = scope["app"].state.router
         content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
@@ -39,7 +45,7 @@ class PredictEndpoint:
             body = await _body(receive)
             if body is None:
                 return  # the client went away; nobody is left to answer
-            reply = await predict(router, body, content_type)
+            reply = await predict(router, body, content_type, scope)
         except ApiError as exc:
             reply = BackendReply(exc.status, orjson.dumps(error_body(exc.message)), "application/json")
         except Exception as exc:  # the error boundary of this route: a logged JSON 500, never plain text
@@ -63,10 +69,11 @@ async def _body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def predict(router: Router, body: bytes, content_type: str) -> BackendReply:
+async def predict(router: Router, body: bytes, content_type: str, scope: Scope) -> BackendReply:
     """Check the request as the stock server would, then route it; the body is forwarded as received."""
     form = parse_form(body, content_type)
     entries = p.parse_entries(form.get("entries"))
+    set_task(scope, "+".join(sorted({metrics.task_label(task) for task in entries})))
     payload: dict[str, Any] = {}
     if "image" in form:  # Form.__contains__: a look-up, never a copy of the image
         payload["image"] = form.view("image")  # copied only if the request must be split

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,9 @@ import aiohttp
 import orjson
 
 from aio_common import protocol as p
-from aio_common.errors import ApiError, BackendFailed, Invalid, Unavailable
+from aio_common.errors import ApiError, BackendFailed, ImageUndecodable, Invalid, Unavailable
+from aio_common.image_formats import looks_like_image
+from gateway import metrics
 from gateway.backends import Backend, BackendReply
 from gateway.clip_models import SUGGESTED_NAME, ClipNames
 from gateway.settings import Settings
@@ -115,12 +118,13 @@ class Router:
 
     async def send(self, part: Part, body: bytes, content_type: str, dimension: int | None) -> BackendReply:
         try:
-            reply = await part.backend.post("/predict", content=body, content_type=content_type)
+            reply = await _post(part.backend, part.entries, body, content_type)
         except ApiError as exc:
             if not (self.settings.ocr_fallback and part.backend is self.ai and set(part.entries) == {p.OCR}):
                 raise
             log.warning("OCR falls back to the stock Immich ML server", extra={"error": exc.message})
-            reply = await self.immich.post("/predict", content=body, content_type=content_type)
+            metrics.FALLBACKS.labels(p.OCR).inc()
+            reply = await _post(self.immich, part.entries, body, content_type)
         if dimension is not None and p.CLIP in part.entries and reply.status == 200:
             await self._check_length(reply, dimension)
         return reply
@@ -146,6 +150,9 @@ class Router:
         """
         dimension = await self.guard_clip(entries)
         parts = self.plan(entries)
+        image = payload.get("image")
+        if image is not None and any(part.backend is self.immich for part in parts) and not looks_like_image(image):
+            raise ImageUndecodable("The image could not be decoded: not a known image format.")
         if len(parts) == 1:
             return await self.send(parts[0], body, content_type, dimension)
         replies = await asyncio.gather(
@@ -179,6 +186,22 @@ class Router:
                     ", ".join(self.fitting_names()),
                 )
             return
+
+
+async def _post(backend: Backend, entries: p.Entries, body: bytes, content_type: str) -> BackendReply:
+    """POST /predict to `backend`, counted and timed for each task of the part."""
+    tasks = [metrics.task_label(task) for task in entries]
+    started = time.perf_counter()
+    status = "error"  # no answer: unreachable or timed out
+    try:
+        reply = await backend.post("/predict", content=body, content_type=content_type)
+        status = str(reply.status)
+        return reply
+    finally:
+        seconds = time.perf_counter() - started
+        for task in tasks:
+            metrics.PREDICT.labels(task, backend.name, status).inc()
+            metrics.PREDICT_SECONDS.labels(task, backend.name).observe(seconds)
 
 
 def _json(reply: BackendReply, backend: str) -> dict[str, Any]:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8080
     log_level: str = "INFO"
+    # Prometheus metrics at /metrics; on a port of their own when METRICS_PORT is set.
+    metrics: bool = True
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # The AI service (comma-separated URLs = replicas) and its key.
     mt_photos_api: str = "http://localhost:8060"

@@ -12,12 +12,16 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from aio_common import openapi as o
 from aio_common.background import Loops
 from aio_common.http import BodyLimitMiddleware, error_body, install_error_handlers
-from mt_photos_ai.api import immich, mtphotos
+from aio_common.metrics import install as install_metrics
+from aio_common.metrics import separate_server
+from mt_photos_ai.api import docs, immich, mtphotos
 from mt_photos_ai.api.deps import Service, require_key, service_of
 from mt_photos_ai.clip_models import MODELS
-from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE
+from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE, MAX_UPSCALE
+from mt_photos_ai.metrics import METRICS
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import DEFAULT_KEY, Settings
 from mt_photos_ai.tasks import Tasks
@@ -25,6 +29,21 @@ from mt_photos_ai.tasks import Tasks
 log = logging.getLogger(__name__)
 
 NAME = "mt-photos-ai: Chinese OCR (RapidOCR) and Chinese-CLIP for Immich and MT Photos"
+MESSAGE: o.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
+INFO: o.Schema = {
+    "type": "object",
+    "required": ["clip", "ocr", "device", "versions"],
+    "properties": {
+        "clip": {
+            "type": "object",
+            "required": ["model", "dimension"],
+            "properties": {"model": {"type": "string"}, "dimension": {"type": "integer"}},
+        },
+        "ocr": {"type": "object", "properties": {"maxDetectionSide": {"type": "integer"}}},
+        "device": {"enum": ["cpu", "cuda"]},
+        "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+    },
+}
 MT_PHOTOS_PATHS = {route.path for route in mtphotos.router.routes}  # type: ignore[attr-defined]
 
 
@@ -52,21 +71,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Off the event loop: an unload may wait for a load that holds the slot.
             loops.add("unload-idle", lambda: asyncio.to_thread(runtime.unload_idle), max(1.0, settings.model_ttl / 4))
         loops.start()
-        yield
+        with contextlib.ExitStack() as exit_stack:
+            if settings.metrics and settings.metrics_port:
+                exit_stack.enter_context(separate_server(METRICS, settings.http_host, settings.metrics_port))
+            yield
         await loops.stop()
         await asyncio.to_thread(runtime.shutdown)
 
-    app = FastAPI(title="mt-photos-ai", lifespan=lifespan)
+    app = FastAPI(title="mt-photos-ai", description=NAME, lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, shape=error_shape)
     install_error_handlers(app, error_shape)
+    if settings.metrics:
+        install_metrics(app, METRICS, separate_port=bool(settings.metrics_port))
 
-    @app.get("/", response_model=None)
+    @app.get(
+        "/",
+        response_model=None,
+        summary="What this service is (HTML for a browser)",
+        responses={
+            200: {
+                "description": "The service's name",
+                "content": {
+                    o.JSON: {"schema": MESSAGE, "example": {"message": NAME}},
+                    "text/html": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
     async def root(request: Request) -> HTMLResponse | dict[str, str]:
         if "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(f"<!doctype html><title>mt-photos-ai</title><p>{NAME}</p>")
         return {"message": NAME}
 
-    @app.get("/info", dependencies=[Depends(require_key)])
+    @app.get(
+        "/info",
+        dependencies=[Depends(require_key)],
+        summary="The served models, their state, the device and the versions",
+        responses={**o.ok(INFO), **o.errors(401)},
+        openapi_extra={"security": o.KEY_REQUIRED},
+    )
     async def info(request: Request) -> dict[str, Any]:
         runtime = service_of(request).runtime
         model = MODELS[settings.clip_model]
@@ -84,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             "ocr": {
                 "maxDetectionSide": MAX_DETECTION_SIDE,
+                "maxUpscale": MAX_UPSCALE,
                 "angleClassifier": settings.ocr_angle_classifier,
                 "models": ocr_engine.models if ocr_engine else None,
                 "providers": ocr_engine.providers if ocr_engine else None,
@@ -97,6 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(immich.router)
     app.include_router(mtphotos.router)
+    # Bodies whose limits are settings (MAX_TEXT_CHARS).
+    bodies = {"/predict": docs.predict_body(settings), "/clip/txt": docs.clip_text_body(settings)}
+    o.install(
+        app, version=_version("immich-all-in-one") or "0", schemes={o.API_KEY: o.API_KEY_SCHEME}, post_bodies=bodies
+    )
     return app
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
 from aio_common.errors import ApiError, Busy, ModelUnavailable
+from mt_photos_ai import metrics
 from mt_photos_ai.engines.clip import ClipEngine, load_clip
 from mt_photos_ai.engines.ocr import OcrEngine
 from mt_photos_ai.sessions import ClipUnavailable
@@ -74,10 +75,13 @@ class ModelSlot(Generic[E]):
                     self._engine = self._factory()
                 except self._unavailable as exc:
                     self._failure = (time.monotonic(), str(exc))
+                    metrics.MODEL_LOAD_FAILURES.labels(self.name).inc()
                     log.error("model %s unavailable", self.name, extra={"error": str(exc)})
                     raise ModelUnavailable(str(exc)) from None
                 self._failure = None
                 self.loaded_at, self.load_seconds = time.time(), time.monotonic() - started
+                metrics.MODEL_LOAD_SECONDS.labels(self.name).observe(self.load_seconds)
+                metrics.MODEL_LOADED.labels(self.name).set(1)
                 log.info("model %s loaded", self.name, extra={"seconds": round(self.load_seconds, 2)})
             return self._engine
 
@@ -86,6 +90,8 @@ class ModelSlot(Generic[E]):
             engine, self._engine = self._engine, None
             if engine is not None:
                 engine.release()
+                metrics.MODEL_LOADED.labels(self.name).set(0)
+                metrics.MODEL_UNLOADS.labels(self.name).inc()
                 log.info("model %s unloaded", self.name)
             self._failure = None
 
@@ -96,6 +102,35 @@ class ModelSlot(Generic[E]):
             "loadSeconds": self.load_seconds,
             "error": self.error,
         }
+
+
+class _Admitted:
+    """One admitted request: queued until a thread takes it, then busy. A request whose caller
+    left (cancelled, disconnected) before a thread took it is dropped, never run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "queued"
+        metrics.POOL_QUEUED.inc()
+
+    def run(self, work: Callable[[], R]) -> R:
+        with self._lock:
+            if self._state != "queued":
+                raise asyncio.CancelledError
+            self._state = "busy"
+        metrics.POOL_QUEUED.dec()
+        metrics.POOL_BUSY.inc()
+        try:
+            return work()
+        finally:
+            metrics.POOL_BUSY.dec()
+
+    def abandon(self) -> None:
+        with self._lock:
+            if self._state != "queued":
+                return
+            self._state = "abandoned"
+        metrics.POOL_QUEUED.dec()
 
 
 class Runtime:
@@ -123,12 +158,17 @@ class Runtime:
     async def run(self, slot: ModelSlot[E], work: Callable[[E], R]) -> R:
         """Run `work(engine)` on the pool; 503 at once when the pool and its queue are full."""
         if self._pending >= self._capacity:
+            metrics.POOL_REFUSED.inc()
             raise Busy(f"The AI service is busy: {self._pending} requests in progress; try again.")
         self._pending += 1
+        admitted = _Admitted()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(slot.get()))
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: admitted.run(lambda: work(slot.get()))
+            )
         finally:
             self._pending -= 1
+            admitted.abandon()
 
     async def load(self, names: Iterable[Preloadable]) -> None:
         for name in names:

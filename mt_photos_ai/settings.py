@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_text_chars: int = 1000
 
     log_level: str = "INFO"
+    # Prometheus metrics at /metrics; on a port of their own when METRICS_PORT is set.
+    metrics: bool = True
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("preload", mode="before")
     @classmethod

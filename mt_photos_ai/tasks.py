@@ -12,6 +12,7 @@ from aio_common.errors import Invalid
 from mt_photos_ai.engines.clip import ClipEngine
 from mt_photos_ai.engines.ocr import OcrEngine, OcrOptions, OcrResult
 from mt_photos_ai.images import decode_image
+from mt_photos_ai.metrics import timed
 from mt_photos_ai.runtime import Runtime
 from mt_photos_ai.settings import Settings
 
@@ -40,7 +41,7 @@ class Tasks:
     def checked_text(self, text: object) -> str:
         if not isinstance(text, str):
             raise Invalid("'text' must be a string.")
-        if not text.strip():
+        if not text:  # blank text is embedded, as the stock server does
             raise Invalid("'text' is empty.")
         if len(text) > self.settings.max_text_chars:
             raise Invalid(
@@ -50,21 +51,33 @@ class Tasks:
 
     async def embed_image(self, data: bytes) -> ImageEmbedding:
         def embed(engine: ClipEngine) -> ImageEmbedding:
-            # A JPEG is decoded at reduced size when the model needs only its resolution.
-            decoded = decode_image(data, min_side=engine.resolution, **self._limits)
-            vector = engine.encode_pixels(engine.preprocess(decoded.image)[None])[0]
+            with timed("clip", "decode"):
+                # A JPEG is decoded at reduced size when the model needs only its resolution.
+                decoded = decode_image(data, min_side=engine.resolution, **self._limits)
+            with timed("clip", "preprocess"):
+                pixels = engine.preprocess(decoded.image)[None]
+            with timed("clip", "forward"):
+                vector = engine.encode_pixels(pixels)[0]
             return ImageEmbedding(vector, decoded.width, decoded.height)
 
         return await self.runtime.run(self.runtime.clip, embed)
 
     async def embed_text(self, text: str) -> np.ndarray:
         query = self.checked_text(text)
-        vector: np.ndarray = await self.runtime.run(self.runtime.clip, lambda engine: engine.encode_texts([query])[0])
-        return vector
+
+        def embed(engine: ClipEngine) -> np.ndarray:
+            with timed("clip", "forward"):  # tokenizing takes microseconds of it
+                vector: np.ndarray = engine.encode_texts([query])[0]
+            return vector
+
+        return await self.runtime.run(self.runtime.clip, embed)
 
     async def read_text(self, data: bytes, options: OcrOptions) -> ReadText:
         def read(engine: OcrEngine) -> ReadText:
-            decoded = decode_image(data, **self._limits)
-            return ReadText(engine.read(decoded.image, options), decoded.width, decoded.height)
+            with timed("ocr", "decode"):
+                decoded = decode_image(data, **self._limits)
+            with timed("ocr", "forward"):  # detection, angle classification and recognition
+                result = engine.read(decoded.image, options)
+            return ReadText(result, decoded.width, decoded.height)
 
         return await self.runtime.run(self.runtime.ocr, read)

@@ -12,12 +12,37 @@ from pathlib import Path
 
 import asyncpg
 
+from gateway.immich.db import Database
+from gateway.immich.facts import Version
+from gateway.search.tokenize import ZHPARSER_SETTINGS
 from testing.servers import serve
 from testing.standins import ImmichServer, stock_immich_server
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The Immich releases the tests run against: the schema file and the version the API reports.
 RELEASES = {"2.2": "2.2.3", "3.2": "3.2.2"}
+
+
+def database_for(name: str, release: str = "3.2", query_timeout: float = 10) -> Database:
+    """The gateway's connection to the scratch database `name`, as Immich `release` (not yet
+    connected: `await database.ensure()`)."""
+
+    async def version() -> Version:
+        return Version(*map(int, RELEASES[release].split(".")))
+
+    return Database(
+        host="127.0.0.1",
+        port=5432,
+        user="postgres",
+        password="",
+        database=name,
+        connect_timeout=10,
+        query_timeout=query_timeout,
+        server_version=version,
+        server_settings=ZHPARSER_SETTINGS,
+    )
+
+
 SCHEMAS = Path(__file__).parent / "schemas"
 
 

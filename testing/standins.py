@@ -20,8 +20,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
+from pydantic import ValidationError
 
 from aio_common import protocol as p
+from gateway.immich.dto import SmartSearch
 
 
 @dataclass
@@ -85,15 +87,31 @@ def _ml_server(behaviour: Behaviour) -> FastAPI:
     return app
 
 
+# The tasks and model types the stock server's request model takes; anything else is its 422.
+STOCK_TYPES = {
+    p.FACES: {p.DETECTION, p.RECOGNITION},
+    p.CLIP: {p.VISUAL, p.TEXTUAL},
+    p.OCR: {p.DETECTION, p.RECOGNITION},
+}
+
+
 def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
     app = _ml_server(behaviour)
 
     @app.post("/predict")
     async def predict(request: Request):
         received, data = await _receive(request, behaviour, "stock server")
+        for task, types in received.entries.items():
+            if task not in STOCK_TYPES or not isinstance(types, dict) or not set(types) <= STOCK_TYPES[task]:
+                return JSONResponse({"detail": f"Invalid request format: {task}"}, 422)
+        if p.DETECTION not in received.entries.get(p.FACES, {p.DETECTION: None}):
+            return JSONResponse({"detail": "facial recognition needs a detection model"}, 400)
         if behaviour.raw_answer is not None:
             return PlainTextResponse(behaviour.raw_answer)
-        width, height = Image.open(io.BytesIO(data)).size if data else (0, 0)
+        try:
+            width, height = Image.open(io.BytesIO(data)).size if data else (0, 0)
+        except OSError:  # the stock server's gap: an undecodable image is its 500
+            return PlainTextResponse("Internal Server Error", 500)
         answer: dict[str, Any] = {}
         if p.FACES in received.entries:
             answer[p.FACES] = [
@@ -293,11 +311,18 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
         if user is None:
             return JSONResponse(UNAUTHORIZED, 401)
         await asyncio.sleep(state.search_delay)
+        # Immich validates SmartSearchDto (class-validator): a bad field is its 400; a search
+        # needs words or an example asset.
         try:
-            dto = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return JSONResponse({"message": "Bad Request", "statusCode": 400}, 400)
-        page, size = dto.get("page", 1), dto.get("size", 100)
+            data = orjson.loads(body)
+            if isinstance(data, dict) and "query" not in data and "queryAssetId" in data:
+                data = {**data, "query": "by example"}
+            dto = SmartSearch.model_validate(data)
+        except (orjson.JSONDecodeError, ValidationError):
+            return JSONResponse({"message": ["Bad Request"], "statusCode": 400}, 400)
+        if not dto.query:
+            return JSONResponse({"message": ["query should not be empty"], "statusCode": 400}, 400)
+        page, size = dto.page, dto.size
         ranked = state.clip_ranking[(page - 1) * size : page * size]
         more = len(state.clip_ranking) > page * size
         items = [

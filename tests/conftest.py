@@ -68,6 +68,16 @@ def clip_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CLIP_DOWNLOAD_ROOT holding a randomly initialised ViT-B-16 checkpoint (the default model)."""
+    from testing.checkpoints import create_random_checkpoint
+
+    root = tmp_path_factory.mktemp("vit")
+    create_random_checkpoint("ViT-B-16", root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def ai_settings(clip_root: Path):
     from mt_photos_ai.settings import Settings
 

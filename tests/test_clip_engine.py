@@ -52,13 +52,6 @@ def settings_for(root: Path, model: str, runtime: str, **extra) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def vit_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("vit")
-    create_random_checkpoint("ViT-B-16", root)
-    return root
-
-
 def test_the_model_facts_are_cn_clips():
     configs = Path(cn_clip_utils.__file__).parent / "model_configs"
     for name in cn_clip.available_models():

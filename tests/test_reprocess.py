@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.reprocess import cli
 from gateway.settings import Settings
 from testing.immich_db import World, immich_world
 from testing.servers import serve
@@ -228,7 +230,9 @@ async def test_command_line(world):
     assert one.returncode == 0, one.stderr
     assert "1 assets reset; queues started: ocr" in one.stdout
     assert await world.rows.state(asset) == {**untouched(world), "ocr": False}
-    every = await asyncio.to_thread(subprocess.run, [*run, "--all-missing"], env=env, capture_output=True, text=True)
+    every = await asyncio.to_thread(
+        subprocess.run, [*run, "--all-missing", "--no-wait"], env=env, capture_output=True, text=True
+    )
     assert every.returncode == 0, every.stderr
     assert "ocr: 2 assets without a result queued" in every.stdout
     assert "smartSearch: 1 assets without a result queued" in every.stdout
@@ -254,3 +258,30 @@ async def _pending_is(world: World, count: int) -> bool:
 
 async def _untagged(world: World, assets: list[str]) -> bool:
     return [(await world.rows.state(a))["tags"] for a in assets] == [0] * len(assets)
+
+
+async def test_all_missing_starts_the_queues_and_follows_them_to_the_end(world, caplog, capsys):
+    assets = [await world.rows.asset(OWNER) for _ in range(3)]  # previews, no OCR text, no CLIP vector
+
+    async def immich_works() -> None:
+        for asset in assets:
+            await asyncio.sleep(0.1)
+            await world.rows.ocr(asset, ["发票"])
+            await world.rows.embed(asset)
+
+    worker = asyncio.create_task(immich_works())
+    with caplog.at_level(logging.INFO, logger="gateway.reprocess.cli"):
+        await cli.run(settings_for(world), [], True, ocr=True, clip=True, follow_every=0.05, stall_after=10)
+    await worker
+    out = capsys.readouterr().out
+    assert "ocr: 3 assets without a result queued" in out and "smartSearch: 3 assets without a result queued" in out
+    assert out.rstrip().endswith("every asset has its result")
+    assert sorted(world.immich.started()) == ["ocr", "smartSearch"]
+    assert caplog.records[-1].getMessage().startswith("re-processing: 6/6 results (100%)")
+
+
+async def test_following_stops_when_immich_makes_no_progress(world, capsys):
+    await world.rows.asset(OWNER)
+    await cli.run(settings_for(world), [], True, ocr=True, clip=False, follow_every=0.05, stall_after=0.3)
+    out = capsys.readouterr().out
+    assert "results still missing: 1, and none was made in 0.3 s" in out and "Administration, Jobs" in out

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from aio_common.errors import BackendFailed, BackendTimedOut, BackendUnreachable
+from aio_common.errors import BackendFailed, BackendTimedOut, BackendUnreachable, BadRequest
 from gateway.immich.facts import Version
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ class Credentials:
 
     @classmethod
     def of(cls, request: Request) -> Credentials:
+        # Stripped: a value with a trailing space ("Bearer ") is refused by HTTP clients.
         return cls(
-            {name: value for name in CREDENTIAL_HEADERS if (value := request.headers.get(name)) is not None},
+            {name: value.strip() for name in CREDENTIAL_HEADERS if (value := request.headers.get(name)) is not None},
             {name: value for name in CREDENTIAL_PARAMS if (value := request.query_params.get(name)) is not None},
         )
 
@@ -161,6 +162,8 @@ class ImmichApi:
         """One call to Immich; an unreachable or slow server is a fast 503 or 504 naming it."""
         try:
             return await self.client.send(self.client.build_request(method, path, **kwargs), stream=stream)
+        except httpx.LocalProtocolError as exc:  # a header no HTTP client may send on
+            raise BadRequest(f"The request has a header that cannot be passed on to Immich: {exc}") from None
         except httpx.TimeoutException:
             raise BackendTimedOut(f"Immich server at {self.base_url} timed out ({path})") from None
         except httpx.TransportError as exc:
@@ -170,4 +173,4 @@ class ImmichApi:
 def _passed_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The caller's headers as Immich should see them: not hop-by-hop, and no content-length,
     which is recomputed (a `clip:` query is forwarded with its prefix removed)."""
-    return [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]
+    return [(k, v.strip()) for k, v in request.headers.raw if k.decode().lower() not in HOP_BY_HOP | {"content-length"}]

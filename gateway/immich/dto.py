@@ -7,14 +7,30 @@ name what it did not apply and forward requests unchanged.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 AssetType = Literal["IMAGE", "VIDEO", "AUDIO", "OTHER"]
 Visibility = Literal["archive", "timeline", "hidden", "locked"]
+
+# An RFC 3339 date-time with its offset, as JSON Schema's `date-time` (and Immich's clients) write
+# it; pydantic alone would also take numbers (as Unix time) and bare dates.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 date-time with an offset")
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("a date-time must be a string")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 # Immich's largest page, and Immich's default page size of a smart search.
 MAX_PAGE_SIZE = 1000
@@ -40,18 +56,18 @@ class TypeFilter(_Filter):
 
 
 class BoolFilter(_Filter):
-    eq: bool
+    eq: StrictBool
 
 
 class DateFilter(_Filter):
     """`eq`/`ne` may be null where the column is nullable (trashedAt): null means IS NULL."""
 
-    eq: datetime | None = None
-    ne: datetime | None = None
-    gt: datetime | None = None
-    gte: datetime | None = None
-    lt: datetime | None = None
-    lte: datetime | None = None
+    eq: Timestamp | None = None
+    ne: Timestamp | None = None
+    gt: Timestamp | None = None
+    gte: Timestamp | None = None
+    lt: Timestamp | None = None
+    lte: Timestamp | None = None
 
 
 class IdFilter(_Filter):
@@ -119,20 +135,21 @@ class SmartSearch(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     query: str
-    page: int = Field(default=1, ge=1)
-    size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    # Strict, as Immich's validation: "2" is not a page, 1 is not a boolean.
+    page: StrictInt = Field(default=1, ge=1)
+    size: StrictInt = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     type: AssetType | None = None
-    isFavorite: bool | None = None
+    isFavorite: StrictBool | None = None
     visibility: Visibility | None = None
-    withDeleted: bool = False
-    createdAfter: datetime | None = None
-    createdBefore: datetime | None = None
-    takenAfter: datetime | None = None
-    takenBefore: datetime | None = None
-    trashedAfter: datetime | None = None
-    trashedBefore: datetime | None = None
-    updatedAfter: datetime | None = None
-    updatedBefore: datetime | None = None
+    withDeleted: StrictBool = False
+    createdAfter: Timestamp | None = None
+    createdBefore: Timestamp | None = None
+    takenAfter: Timestamp | None = None
+    takenBefore: Timestamp | None = None
+    trashedAfter: Timestamp | None = None
+    trashedBefore: Timestamp | None = None
+    updatedAfter: Timestamp | None = None
+    updatedBefore: Timestamp | None = None
     filter: SearchFilter | None = None
 
     def unapplied(self) -> list[str]:

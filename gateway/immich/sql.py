@@ -67,6 +67,16 @@ WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
 ORDER BY "deletedAt", id
 LIMIT $3
 """
+# How many changes a feed holds after a position: the total a long pass shows progress against.
+COUNT_AFTER_OCR_AT = """
+SELECT count(*) FROM asset_job_status WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "assetId") > ($1::timestamptz, $2::uuid)
+"""
+COUNT_AFTER_UPDATE_ID = 'SELECT count(*) FROM asset_ocr WHERE "updateId" > $1::uuid'
+COUNT_AFTER_AUDIT = 'SELECT count(*) FROM asset_ocr_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
+# Each feed's first change after a mark: how long it has waited is the index's lag.
+FIRST_AFTER_OCR_AT = 'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > $1::timestamptz'
+FIRST_AFTER_UPDATE_ID = 'SELECT "updateId" FROM asset_ocr WHERE "updateId" > $1::uuid ORDER BY "updateId" LIMIT 1'
+FIRST_AFTER_AUDIT = 'SELECT min("deletedAt") FROM asset_ocr_audit WHERE "deletedAt" > $1::timestamptz'
 
 # ---- search: the caller's own assets and those of partners who share into their timeline ----
 

@@ -1,17 +1,28 @@
-"""`python -m gateway reprocess ASSET_ID... [--ocr] [--clip] | --all-missing`: for operators."""
+"""`python -m gateway reprocess ASSET_ID... [--ocr] [--clip] | --all-missing [--no-wait]`: for
+operators. `--all-missing` starts Immich's queues, then follows them until every asset has its
+result (progress on a terminal, log lines elsewhere); Ctrl-C stops following, not the queues."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import time
 import uuid
 
 from aio_common.errors import ApiError, Unavailable
+from aio_common.progress import Progress
 from gateway.immich import sql
 from gateway.immich.api import JobNotStarted
 from gateway.reprocess.service import CLIP_QUEUE, FEATURE, OCR_QUEUE
 from gateway.services import Services
 from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FOLLOW_EVERY_S = 5.0
+# Nothing done for this long: Immich's queue ended with failures or was paused.
+STALL_AFTER_S = 300.0
 
 
 def main(argv: list[str]) -> None:
@@ -20,6 +31,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--ocr", action="store_true", help="regenerate OCR text (default: both)")
     parser.add_argument("--clip", action="store_true", help="regenerate the CLIP vector (default: both)")
     parser.add_argument("--all-missing", action="store_true", help="queue every asset that has no result")
+    parser.add_argument("--no-wait", action="store_true", help="with --all-missing: start the queues and return")
     args = parser.parse_args(argv)
     if not args.assets and not args.all_missing:
         parser.error("name asset ids, or --all-missing")
@@ -29,12 +41,32 @@ def main(argv: list[str]) -> None:
         parser.error(f"not an asset id: {exc}")
     both = not (args.ocr or args.clip)
     try:
-        asyncio.run(_run(Settings(), ids, args.all_missing, ocr=both or args.ocr, clip=both or args.clip))
+        asyncio.run(
+            run(
+                Settings(),
+                ids,
+                args.all_missing,
+                ocr=both or args.ocr,
+                clip=both or args.clip,
+                follow_every=None if args.no_wait else FOLLOW_EVERY_S,
+            )
+        )
     except ApiError as exc:
         raise SystemExit(f"error: {exc.message}") from None
+    except KeyboardInterrupt:
+        raise SystemExit("stopped following; Immich's queues keep running") from None
 
 
-async def _run(settings: Settings, ids: list[uuid.UUID], all_missing: bool, *, ocr: bool, clip: bool) -> None:
+async def run(
+    settings: Settings,
+    ids: list[uuid.UUID],
+    all_missing: bool,
+    *,
+    ocr: bool,
+    clip: bool,
+    follow_every: float | None,
+    stall_after: float = STALL_AFTER_S,
+) -> None:
     services = Services(settings)
     try:
         reprocessor = services.reprocessor
@@ -49,18 +81,46 @@ async def _run(settings: Settings, ids: list[uuid.UUID], all_missing: bool, *, o
             if outcome.pending:
                 print(f"already running, started again later by the gateway: {', '.join(outcome.pending)}")
         if all_missing:
-            async with services.db.use(FEATURE) as (pool, facts):
-                counts = {
-                    OCR_QUEUE: await pool.fetchval(sql.MISSING_OCR),
-                    CLIP_QUEUE: await pool.fetchval(sql.missing_clip(facts)),
-                }
+            queues = [queue for queue, wanted in ((OCR_QUEUE, ocr), (CLIP_QUEUE, clip)) if wanted]
+            counts = await _missing(services, queues)
             for queue, count in counts.items():
-                if (queue == OCR_QUEUE and ocr) or (queue == CLIP_QUEUE and clip):
-                    try:
-                        await services.immich.start_job(queue, admin)
-                    except JobNotStarted:
-                        print(f"{queue}: already running; its {count} assets without a result are picked up by it")
-                    else:
-                        print(f"{queue}: {count} assets without a result queued")
+                try:
+                    await services.immich.start_job(queue, admin)
+                except JobNotStarted:
+                    print(f"{queue}: already running; its {count} assets without a result are picked up by it")
+                else:
+                    print(f"{queue}: {count} assets without a result queued")
+            if follow_every is not None:
+                await _follow(services, counts, follow_every, stall_after)
     finally:
         await services.close()
+
+
+async def _missing(services: Services, queues: list[str]) -> dict[str, int]:
+    async with services.db.use(FEATURE) as (pool, facts):
+        statements = {OCR_QUEUE: sql.MISSING_OCR, CLIP_QUEUE: sql.missing_clip(facts)}
+        return {queue: int(await pool.fetchval(statements[queue])) for queue in queues}
+
+
+async def _follow(services: Services, counts: dict[str, int], every: float, stall_after: float) -> None:
+    """Watch the assets without a result go down until none is left, or nothing moved for
+    `stall_after` seconds (Immich's queue ended with failures, or was paused)."""
+    total = sum(counts.values())
+    progress = Progress("re-processing", total, "results", log=log)
+    left, moved_at = total, time.monotonic()
+    while left > 0:
+        await asyncio.sleep(every)
+        now_left = sum((await _missing(services, list(counts))).values())
+        if now_left < left:
+            moved_at = time.monotonic()
+        elif time.monotonic() - moved_at >= stall_after:
+            progress.finish()
+            print(
+                f"results still missing: {now_left}, and none was made in {stall_after:g} s: see the failed "
+                "jobs in Immich (Administration, Jobs); stopped following"
+            )
+            return
+        left = now_left
+        progress.update(max(total - left, 0))
+    progress.finish()
+    print("every asset has its result")

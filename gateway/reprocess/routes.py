@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from aio_common.errors import Invalid, NotFound
 from aio_common.http import JsonResponse
+from gateway import docs
 from gateway.immich import sql
 from gateway.immich.api import Credentials, ImmichRefused
 from gateway.reprocess.service import FEATURE, Reprocessor
@@ -22,7 +23,7 @@ class ReprocessRequest(BaseModel):
     clip: bool = True
 
 
-@router.post("/api/ai/assets/{asset_id}/reprocess", status_code=202)
+@router.post("/api/ai/assets/{asset_id}/reprocess", **docs.REPROCESS)  # type: ignore[arg-type]
 async def reprocess_asset(asset_id: str, request: Request) -> Response:
     reprocessor: Reprocessor = request.app.state.reprocessor
     reprocessor.require_admin()

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from aio_common.errors import ApiError, Unavailable
+from gateway import metrics
 from gateway.immich import sql
 from gateway.immich.api import Credentials, ImmichApi, JobNotStarted
 from gateway.immich.db import Database
@@ -48,6 +49,7 @@ DELETE FROM aio.reprocess_pending p
 USING unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS c(asset_id, queue, claimed_until)
 WHERE p.asset_id = c.asset_id AND p.queue = c.queue AND p.claimed_until = c.claimed_until
 """
+COUNT_PENDING = "SELECT count(DISTINCT asset_id) FROM aio.reprocess_pending"
 RELEASE = """
 UPDATE aio.reprocess_pending p SET claimed_until = NULL
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS c(asset_id, queue, claimed_until)
@@ -103,12 +105,15 @@ class Reprocessor:
             try:
                 await self.immich.start_job(queue, admin)
                 outcome.started.append(queue)
+                metrics.REPROCESS_STARTED.labels(queue).inc()
             except JobNotStarted:
                 outcome.pending.append(queue)
             except ApiError:
                 await self._settle(claimed, clear=outcome.started)
                 raise
         await self._settle(claimed, clear=outcome.started)
+        async with self.db.use(FEATURE) as (pool, _):
+            metrics.REPROCESS_PENDING.set(await pool.fetchval(COUNT_PENDING))
         return outcome
 
     async def _settle(self, claimed: list[Any], clear: list[str]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Literal
 
 import asyncpg
 
+from aio_common.progress import Progress
 from gateway import aio_schema
 from gateway.immich import sql
 from gateway.immich.db import Connection
@@ -61,6 +61,7 @@ ZHPARSER_TOKENS = (
 )
 INDEXED_TEXT = "SELECT asset_id, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 DELETE_ROWS = "DELETE FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
+ROW_ESTIMATE = "SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = 'aio' AND relname = 'ocr_index'"
 
 
 Position = tuple[datetime, uuid.UUID] | uuid.UUID
@@ -73,6 +74,10 @@ class Feed:
     key: str
     statement: str
     keyed_by: Literal["time", "uuid"]
+    count_after: str  # changes after a position (for progress)
+    first_after: str  # the first change after a mark (for the lag)
+    # Rows per asset: a feed of OCR lines reads this many rows for a batch of assets.
+    rows_per_asset: int = 1
 
     def decode(self, stored: str | None) -> Position | None:
         if stored is None:
@@ -103,10 +108,27 @@ class Feed:
     def args(self, position: Position, limit: int) -> list[object]:
         return [position, limit] if isinstance(position, uuid.UUID) else [*position, limit]
 
+    def mark_of(self, watermark: Position | None) -> uuid.UUID | datetime:
+        """The watermark as `first_after` takes it: a uuid, or a time without its tie-breaker."""
+        if self.keyed_by == "uuid":
+            return NIL if watermark is None else watermark  # type: ignore[return-value]
+        return EPOCH if watermark is None else watermark[0]  # type: ignore[index]
 
-OCR_AT = Feed("feed:ocrAt", sql.CHANGED_BY_OCR_AT, "time")
-UPDATE_ID = Feed("feed:updateId", sql.CHANGED_BY_UPDATE_ID, "uuid")
-AUDIT = Feed("feed:audit", sql.CHANGED_BY_AUDIT, "time")
+    @staticmethod
+    def time_of(mark: uuid.UUID | datetime) -> datetime:
+        return uuid7_time(mark) if isinstance(mark, uuid.UUID) else mark
+
+
+OCR_AT = Feed("feed:ocrAt", sql.CHANGED_BY_OCR_AT, "time", sql.COUNT_AFTER_OCR_AT, sql.FIRST_AFTER_OCR_AT)
+UPDATE_ID = Feed(
+    "feed:updateId",
+    sql.CHANGED_BY_UPDATE_ID,
+    "uuid",
+    sql.COUNT_AFTER_UPDATE_ID,
+    sql.FIRST_AFTER_UPDATE_ID,
+    rows_per_asset=4,
+)
+AUDIT = Feed("feed:audit", sql.CHANGED_BY_AUDIT, "time", sql.COUNT_AFTER_AUDIT, sql.FIRST_AFTER_AUDIT, rows_per_asset=4)
 
 
 def uuid7_time(value: uuid.UUID) -> datetime:
@@ -157,6 +179,7 @@ class OcrIndex:
             self.close()
         elif self._jieba is None:
             self._jieba = JiebaWorkers(self.workers)
+            await self._jieba.query("")  # the worker loads jieba's dictionary now, not in a search
         log.info("OCR index ready", extra={"tokenizer": tokenizer, "folding": FOLDING})
 
     def close(self) -> None:
@@ -176,11 +199,32 @@ class OcrIndex:
 
     async def catch_up(self, pool: asyncpg.Pool, facts: ImmichFacts, limit: int) -> int:
         """A bounded pass before a search, so a photo Immich has just read is found at once.
-        Skipped when a sync holds the lock: a search never waits for one."""
+        Skipped when a sync holds the lock (a search never waits for one), and on 2.x, whose
+        feed is a scan of a table Immich does not index: there searches see what the last
+        background pass found (at most SYNC_INTERVAL old)."""
+        if feeds(facts) == [OCR_AT]:
+            return 0
         async with self._locked(pool, wait=False) as conn:
             if conn is None:
                 return 0
             return sum([await self._read(conn, facts, feed, limit, batches=1) for feed in feeds(facts)])
+
+    async def lag_seconds(self, pool: asyncpg.Pool, facts: ImmichFacts) -> float:
+        """How long the oldest change the index has not read has waited (0 when caught up)."""
+        oldest: datetime | None = None
+        async with pool.acquire() as conn:
+            for feed in feeds(facts):
+                watermark = feed.decode(await aio_schema.get_meta(conn, feed.key))
+                first = await conn.fetchval(feed.first_after, feed.mark_of(watermark))
+                if first is not None:
+                    moment = feed.time_of(first)
+                    oldest = moment if oldest is None else min(oldest, moment)
+        return 0.0 if oldest is None else max(0.0, (datetime.now(timezone.utc) - oldest).total_seconds())
+
+    @staticmethod
+    async def rows(pool: asyncpg.Pool) -> int:
+        """Rows in the index, by PostgreSQL's statistics (a count of 1M rows would cost a scan)."""
+        return int(await pool.fetchval(ROW_ESTIMATE) or 0)
 
     async def reconcile(self, pool: asyncpg.Pool, facts: ImmichFacts) -> int:
         """Compare every asset's visible text with the index and repair the differences."""
@@ -220,7 +264,9 @@ class OcrIndex:
         each batch is applied and moves the watermark in one transaction. Rows written."""
         watermark = feed.decode(await aio_schema.get_meta(conn, feed.key))
         position = feed.start(watermark)
-        written, done, started = 0, 0, time.monotonic()
+        limit *= feed.rows_per_asset
+        written, done = 0, 0
+        progress: Progress | None = None
         while batches is None or done < batches:
             done += 1
             async with conn.transaction():
@@ -232,11 +278,18 @@ class OcrIndex:
                 if watermark is None or position > watermark:  # type: ignore[operator]
                     watermark = position
                     await aio_schema.set_meta(conn, feed.key, feed.encode(position))
-            if written:
-                rate = written / max(time.monotonic() - started, 1e-6)
-                log.info("OCR index sync", extra={"feed": feed.key, "written": written, "rows_per_s": round(rate)})
             if len(changes) < limit:
                 break
+            if progress is None and batches is None:  # a full batch and more to come: a long pass
+                left = await conn.fetchval(feed.count_after, *feed.args(position, 0)[:-1], timeout=LONG_QUERY_TIMEOUT)
+                progress = Progress(f"OCR index sync ({feed.key})", len(changes) + left, "changes", log=log)
+            if progress is not None:
+                progress.advance(len(changes))
+        if progress is not None:
+            progress.advance(len(changes))
+            progress.finish()
+        elif written:
+            log.info("OCR index sync", extra={"feed": feed.key, "written": written})
         return written
 
     async def _apply(self, conn: Connection, facts: ImmichFacts, candidates: list[uuid.UUID]) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 
 from aio_common.errors import ApiError, BadRequest
 from aio_common.http import JsonResponse
+from gateway import docs, metrics
 from gateway.immich.api import Credentials, ImmichRefused
 from gateway.immich.dto import MAX_PAGE_SIZE, SmartSearch, search_response
 from gateway.search.hybrid import Fusion
@@ -35,24 +38,39 @@ PREFIX = re.compile(r"^\s*(ocr|clip)\s*:", re.IGNORECASE)
 UNAPPLIED_HEADER = "x-immich-aio-unapplied"
 
 
-@router.post("/api/search/smart")
+@router.post("/api/search/smart", **docs.SEARCH)  # type: ignore[arg-type]
 async def smart_search(request: Request) -> Response:
     service: SearchService = request.app.state.search
     body = await request.body()
     data = _json_object(body)
     query = data.get("query") if data else None
     if data is None or not isinstance(query, str):
-        return await service.immich.forward(request, body)
+        return await _counted("forwarded", service.immich.forward(request, body))
     match = PREFIX.match(query)
     words = query[match.end() :].strip() if match else query.strip()
     mode = match.group(1).lower() if match else None
     if mode == "clip":
-        return await service.immich.forward(request, orjson.dumps({**data, "query": words}))
+        return await _counted("clip", service.immich.forward(request, orjson.dumps({**data, "query": words})))
     if mode == "ocr":
-        return await ocr_search(request, service, data, words)
+        return await _counted("ocr", ocr_search(request, service, data, words))
     if not service.settings.hybrid_search or not words:
-        return await service.immich.forward(request, body)
-    return await hybrid_search(request, service, data, words)
+        return await _counted("forwarded", service.immich.forward(request, body))
+    return await _counted("mixed", hybrid_search(request, service, data, words))
+
+
+async def _counted(kind: str, answer: Awaitable[Response]) -> Response:
+    started = time.perf_counter()
+    status = "500"
+    try:
+        response = await answer
+        status = str(response.status_code)
+        return response
+    except ApiError as exc:
+        status = str(exc.status)
+        raise
+    finally:
+        metrics.SEARCHES.labels(kind, status).inc()
+        metrics.SEARCH_SECONDS.labels(kind).observe(time.perf_counter() - started)
 
 
 def _dto(data: dict[str, Any], words: str) -> SmartSearch:

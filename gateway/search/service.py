@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from aio_common.errors import Unavailable
+from gateway import metrics
 from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
 from gateway.immich.facts import ImmichFacts
@@ -46,16 +47,25 @@ class SearchService:
         Nothing to do while the database is down (its own loop reports why)."""
         if not self.db.up:
             return
-        async with self.db.use("OCR index sync") as (pool, facts):
-            if self._prepared_for != self.db.generation:
-                await self.index.prepare(pool)
-                self._prepared_for = self.db.generation
-            await self.index.sync(pool, facts)
-            self._synced_for = self.db.generation
-            now = time.monotonic()
-            if self._reconciled_at is None or now - self._reconciled_at >= self.settings.index_reconcile_interval:
-                await self.index.reconcile(pool, facts)
-                self._reconciled_at = now
+        started = time.perf_counter()
+        try:
+            async with self.db.use("OCR index sync") as (pool, facts):
+                if self._prepared_for != self.db.generation:
+                    await self.index.prepare(pool)
+                    self._prepared_for = self.db.generation
+                await self.index.sync(pool, facts)
+                self._synced_for = self.db.generation
+                now = time.monotonic()
+                if self._reconciled_at is None or now - self._reconciled_at >= self.settings.index_reconcile_interval:
+                    await self.index.reconcile(pool, facts)
+                    self._reconciled_at = now
+                metrics.INDEX_LAG.set(await self.index.lag_seconds(pool, facts))
+                metrics.INDEX_ROWS.set(await self.index.rows(pool))
+        except Exception:
+            metrics.SYNC_ERRORS.inc()
+            raise
+        metrics.SYNC_SECONDS.observe(time.perf_counter() - started)
+        metrics.INDEX_SYNCED.set_to_current_time()
 
     @contextlib.asynccontextmanager
     async def searchable(self) -> AsyncIterator[tuple[asyncpg.Pool, ImmichFacts]]:

@@ -40,6 +40,21 @@ SPLITTING = {"zhparser": "multi_short,punctuation_ignore;types-2", "jieba": "sea
 
 _ready = threading.Lock()
 _converter: opencc.OpenCC | None = None
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _symbols() -> re.Pattern[str]:
+    """Runs of the Basic Multilingual Plane's punctuation marks and symbols, as one character class."""
+    codes = [code for code in range(0x10000) if unicodedata.category(chr(code))[0] in "PS"]
+    ranges, start = [], codes[0]
+    for previous, code in zip(codes, [*codes[1:], -1], strict=True):
+        if code != previous + 1:
+            ranges.append(re.escape(chr(start)) + ("" if start == previous else "-" + re.escape(chr(previous))))
+            start = code
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+_SYMBOLS = _symbols()
 
 # Function words that say nothing about a photo, left out on the jieba path (zhparser's
 # `chinese` configuration likewise maps only content words: nouns, verbs, adjectives...).
@@ -69,8 +84,13 @@ def fold(text: str) -> str:
     """Width- and script-insensitive words of `text`: NFKC, traditional -> simplified,
     punctuation and symbols as spaces, letters apart from digits."""
     simplified = str(_t2s().convert(unicodedata.normalize("NFKC", text)))
-    spaced = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in simplified)
+    spaced = _ASTRAL.sub(_symbol_as_space, _SYMBOLS.sub(" ", simplified))
     return _SEPARATOR.sub(" ", spaced)
+
+
+def _symbol_as_space(match: re.Match[str]) -> str:
+    """Outside the BMP: emoji and other symbols become spaces, ideographs stay."""
+    return " " if unicodedata.category(match.group())[0] in "PS" else match.group()
 
 
 def _is_word(token: str) -> bool:

@@ -9,10 +9,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
+from aio_common import openapi as o
 from aio_common import protocol as p
+from aio_common import protocol_docs as pd
 from aio_common.errors import BadRequest, Invalid
 from aio_common.forms import text_field
 from aio_common.http import JsonResponse
+from aio_common.metrics import set_task
+from mt_photos_ai import metrics
 from mt_photos_ai.api.deps import read_form, require_key, service_of
 from mt_photos_ai.engines.ocr import OcrOptions, OcrResult
 
@@ -22,12 +26,23 @@ router = APIRouter()
 SERVED = {p.CLIP: {p.VISUAL, p.TEXTUAL}, p.OCR: {p.DETECTION, p.RECOGNITION}}
 
 
-@router.get("/ping", response_class=PlainTextResponse)
+@router.get(
+    "/ping",
+    response_class=PlainTextResponse,
+    summary="Liveness, as Immich checks its ML server",
+    responses=o.ok({"type": "string", "const": "pong"}, "pong", media_type="text/plain"),
+)
 async def ping() -> str:
     return "pong"
 
 
-@router.post("/predict", dependencies=[Depends(require_key)])
+@router.post(
+    "/predict",
+    dependencies=[Depends(require_key)],
+    summary="Immich's ML protocol: CLIP of an image or a text, OCR of an image",
+    responses={**o.ok(pd.PREDICT_ANSWER, pd.PREDICT_EXAMPLE), **o.errors(400, 401, 413, 422, 503)},
+    openapi_extra={"security": o.KEY_REQUIRED},
+)
 async def predict(request: Request) -> JsonResponse:
     tasks = service_of(request).tasks
     form = await read_form(request)
@@ -35,6 +50,7 @@ async def predict(request: Request) -> JsonResponse:
     _check_served(entries)
     image = form.get("image")
     text = text_field(form, "text")
+    set_task(request.scope, _task_label(entries, image is not None))
     log.debug("predict", extra={"models": {t: {k: c.modelName for k, c in m.items()} for t, m in entries.items()}})
 
     answer: dict[str, Any] = {}
@@ -64,6 +80,14 @@ async def predict(request: Request) -> JsonResponse:
             }
         )
     return JsonResponse(answer)
+
+
+def _task_label(entries: p.Entries, has_image: bool) -> str:
+    if not has_image:
+        return metrics.CLIP_TEXT
+    if p.OCR in entries:
+        return metrics.OCR_AND_CLIP_IMAGE if p.CLIP in entries else metrics.OCR
+    return metrics.CLIP_IMAGE
 
 
 async def _nothing() -> None:

@@ -9,7 +9,11 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
+from aio_common import openapi as o
 from aio_common.errors import BadRequest, Invalid
+from aio_common.metrics import set_task
+from mt_photos_ai import metrics
+from mt_photos_ai.api import docs
 from mt_photos_ai.api.deps import read_form, refuse_wrong_key, require_key, service_of
 from mt_photos_ai.engines.ocr import OcrOptions, OcrResult
 
@@ -19,7 +23,27 @@ router = APIRouter(tags=["mt-photos"])
 MT_PHOTOS_OCR = OcrOptions(box_min_score=0.5, max_resolution=736, text_min_score=0.5)
 
 
-@router.post("/check", dependencies=[Depends(refuse_wrong_key)])
+@router.post(
+    "/check",
+    dependencies=[Depends(refuse_wrong_key)],
+    summary="MT Photos' connection test: no key needed, a wrong one is refused",
+    responses={
+        **o.ok(
+            {
+                **docs.PASS,
+                "properties": {
+                    **docs.PASS["properties"],
+                    "title": {"type": "string"},
+                    "help": {"type": "string"},
+                    "device": {"type": "string"},
+                },
+            },
+            {"result": "pass", "title": "mt-photos-ai", "help": "OCR: RapidOCR", "device": "cpu"},
+        ),
+        **docs.mt_errors(401),
+    },
+    openapi_extra={"security": [{}, *o.KEY_REQUIRED]},
+)
 async def check(request: Request) -> dict[str, str]:
     settings = service_of(request).settings
     return {
@@ -30,8 +54,16 @@ async def check(request: Request) -> dict[str, str]:
     }
 
 
-@router.post("/restart", dependencies=[Depends(require_key)])
-@router.post("/restart_v2", dependencies=[Depends(require_key)])
+_RESTART = {
+    "dependencies": [Depends(require_key)],
+    "summary": "Reload the preloaded models (answered first, done after)",
+    "responses": {**o.ok(docs.PASS, {"result": "pass"}), **docs.mt_errors(401)},
+    "openapi_extra": {"security": o.KEY_REQUIRED},
+}
+
+
+@router.post("/restart", **_RESTART)  # type: ignore[arg-type]
+@router.post("/restart_v2", **_RESTART)  # type: ignore[arg-type]
 async def restart(request: Request, background: BackgroundTasks) -> dict[str, str]:
     # Answer first, then unload and load again the models that were preloaded.
     service = service_of(request)
@@ -44,20 +76,59 @@ async def restart(request: Request, background: BackgroundTasks) -> dict[str, st
     return {"result": "pass"}
 
 
-@router.post("/ocr", dependencies=[Depends(require_key)])
+@router.post(
+    "/ocr",
+    dependencies=[Depends(require_key)],
+    summary="The text in an image, as MT Photos reads it",
+    responses={
+        **o.ok(
+            docs.OCR_ANSWER,
+            {
+                "result": {
+                    "texts": ["发票"],
+                    "scores": ["0.98"],
+                    "boxes": [{"x": "10.0", "y": "20.0", "width": "80.0", "height": "24.0"}],
+                }
+            },
+        ),
+        **docs.mt_errors(400, 401, 413, 422, 503),
+    },
+    openapi_extra={**docs.FILE_BODY, "security": o.KEY_REQUIRED},
+)
 async def ocr(request: Request) -> dict[str, Any]:
+    set_task(request.scope, metrics.OCR)
     read = await service_of(request).tasks.read_text(await _image(request), MT_PHOTOS_OCR)
     return {"result": mt_photos_ocr_result(read.result)}
 
 
-@router.post("/clip/img", dependencies=[Depends(require_key)])
+@router.post(
+    "/clip/img",
+    dependencies=[Depends(require_key)],
+    summary="The CLIP vector of an image",
+    responses={
+        **o.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
+        **docs.mt_errors(400, 401, 413, 422, 503),
+    },
+    openapi_extra={**docs.FILE_BODY, "security": o.KEY_REQUIRED},
+)
 async def clip_image(request: Request) -> dict[str, list[str]]:
+    set_task(request.scope, metrics.CLIP_IMAGE)
     embedded = await service_of(request).tasks.embed_image(await _image(request))
     return {"result": _vector_strings(embedded.vector)}
 
 
-@router.post("/clip/txt", dependencies=[Depends(require_key)])
+@router.post(
+    "/clip/txt",
+    dependencies=[Depends(require_key)],
+    summary="The CLIP vector of a text",
+    responses={
+        **o.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
+        **docs.mt_errors(401, 413, 422, 503),
+    },
+    openapi_extra={"security": o.KEY_REQUIRED},
+)
 async def clip_text(request: Request) -> dict[str, list[str]]:
+    set_task(request.scope, metrics.CLIP_TEXT)
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:

@@ -29,6 +29,8 @@ LINE_Y_TOLERANCE = 10
 # Immich scales the short side to maxResolution (any value >= 1); a large value, or a long thin
 # image, would make the detector's input enormous, so its long side is capped here (/info says so).
 MAX_DETECTION_SIDE = 4096
+# ... and enlarges a small image at most this much: beyond, it gains no detail, only cost.
+MAX_UPSCALE = 4.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class OcrEngine:
     def _detect(self, bgr: np.ndarray, options: OcrOptions) -> tuple[np.ndarray, np.ndarray]:
         height, width = bgr.shape[:2]
         ratio = options.max_resolution / min(width, height)
-        ratio = min(ratio, MAX_DETECTION_SIDE / max(width, height))
+        ratio = min(ratio, MAX_DETECTION_SIDE / max(width, height), MAX_UPSCALE)
         size = (_round32(width * ratio), _round32(height * ratio))
         resized = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
         tensor = ((resized.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]

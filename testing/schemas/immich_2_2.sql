@@ -37,6 +37,8 @@ CREATE TABLE asset_ocr (
   text text NOT NULL
 );
 
+CREATE INDEX "asset_ocr_assetId_idx" ON asset_ocr ("assetId");
+
 CREATE TABLE asset_job_status (
   "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
   "facesRecognizedAt" timestamp with time zone,

@@ -75,6 +75,8 @@ CREATE TRIGGER asset_ocr_delete_audit AFTER DELETE ON asset_ocr
   REFERENCING OLD TABLE AS old FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0)
   EXECUTE FUNCTION asset_ocr_delete_audit();
 
+CREATE INDEX "asset_ocr_assetId_idx" ON asset_ocr ("assetId");
+
 CREATE TABLE asset_job_status (
   "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
   "facesRecognizedAt" timestamp with time zone,
