@@ -8,11 +8,12 @@ Run: `.venv/bin/python -m bench.hybrid_search`
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import httpx
@@ -21,7 +22,7 @@ from bench.ocr_search import load, vocabulary
 from gateway.app import create_app
 from gateway.search.index import OcrIndex
 from gateway.settings import Settings
-from testing.immich_db import scratch_database
+from testing.immich_db import database_for, scratch_database
 from testing.servers import serve
 from testing.standins import ImmichServer, stock_immich_server
 
@@ -36,9 +37,17 @@ async def run() -> None:
     immich.add_user(str(owner), "key")
     async with scratch_database() as name:
         pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:5432/{name}", min_size=1, max_size=2)
-        await load(pool, [owner], ASSETS, random.Random(5), vocabulary(), timedelta(days=30))
-        await OcrIndex(pool, 1000).migrate()
-        await OcrIndex(pool, 1000).sync()
+        await load(
+            pool, [owner], ASSETS, random.Random(5), vocabulary(), timedelta(days=30), datetime.now(timezone.utc)
+        )
+        database = database_for(name)
+        await database.ensure()
+        assert database.pool is not None and database.facts is not None
+        index = OcrIndex(1000, "auto", workers=os.cpu_count() or 1)
+        await index.prepare(database.pool)
+        await index.sync(database.pool, database.facts)
+        index.close()
+        await database.close()
         asset_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM asset ORDER BY random() LIMIT 300")]
         immich.clip_ranking = asset_ids
         immich.owners.update({a: str(owner) for a in asset_ids})

@@ -64,9 +64,17 @@ def lines(rng: random.Random, words: list[str], cumulative: list[int]) -> list[s
     return result
 
 
-async def load(pool: asyncpg.Pool, owners: list[uuid.UUID], count: int, rng: random.Random, vocab, within: timedelta):
+async def load(
+    pool: asyncpg.Pool,
+    owners: list[uuid.UUID],
+    count: int,
+    rng: random.Random,
+    vocab,
+    within: timedelta,
+    until: datetime,
+):
     """Write assets, their OCR lines (with 3.x's updateId) and ocrAt the way Immich does, in bulk
-    (COPY), in chunks; the OCR results are spread over `within` before now, as a job run leaves them."""
+    (COPY), in chunks; the OCR results are spread over `within` before `until`, as job runs leave them."""
     now = datetime.now(timezone.utc)
     for start in range(0, count, CHUNK):
         assets, ocr_rows, status = [], [], []
@@ -74,7 +82,7 @@ async def load(pool: asyncpg.Pool, owners: list[uuid.UUID], count: int, rng: ran
             asset_id = uuid.uuid4()
             taken = now - timedelta(minutes=rng.randint(0, 5_000_000))
             assets.append((asset_id, owners[i % len(owners)], "IMAGE", "timeline", taken, now))
-            read_at = now - within * rng.random()
+            read_at = until - within * rng.random()
             status.append((asset_id, read_at))
             for n, text in enumerate(lines(rng, *vocab)):
                 y = n / 10
@@ -108,7 +116,10 @@ async def measure(index: OcrIndex, database: Database, owners: list[uuid.UUID], 
     pool, facts = database.pool, database.facts
     assert pool is not None and facts is not None
     await pool.execute("ANALYZE aio.ocr_index")
-    await load(pool, owners, NEW, rng, vocab, timedelta(hours=1))  # a job's hour: about 170 in the last minute
+    # An OCR job's work since the newest result indexed so far (Immich stamps a line when it
+    # writes it, so no new line sorts before what the index has read).
+    now, newest = datetime.now(timezone.utc), await pool.fetchval('SELECT max("ocrAt") FROM asset_job_status')
+    await load(pool, owners, NEW, rng, vocab, now - newest, now)
     started = time.perf_counter()
     done = await index.sync(pool, facts)
     elapsed = time.perf_counter() - started
@@ -147,7 +158,8 @@ async def run() -> None:
     async with scratch_database("3.2") as name:
         pool = await asyncpg.create_pool(dsn(name), min_size=1, max_size=4)
         started = time.perf_counter()
-        await load(pool, owners, ASSETS, rng, vocab, timedelta(days=30))
+        an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+        await load(pool, owners, ASSETS, rng, vocab, timedelta(days=30), an_hour_ago)
         rows = await pool.fetchval("SELECT count(*) FROM asset_ocr")
         print(f"loaded {ASSETS:,} assets ({rows:,} OCR lines) in {time.perf_counter() - started:.0f} s")
         zhparser = await pool.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")

@@ -51,6 +51,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE aio.reprocess_pending ADD COLUMN claimed_until timestamptz;
     """,
+    # A search ranks the caller's (and partners') hits in the index alone, then looks up only
+    # the assets a page needs: each row keeps its asset's taken time (the tie-break), and one
+    # GIN index serves owner and words (btree_gin, a contrib module of every PostgreSQL Immich
+    # runs; kept in our schema, so dropping the schema removes it too). Indexes go before the
+    # fill and come back after it: one build instead of a rewrite of every entry.
+    f"""
+    CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA aio;
+    DROP INDEX aio.ocr_index_words;
+    DROP INDEX aio.ocr_index_owner;
+    ALTER TABLE aio.ocr_index ADD COLUMN taken timestamptz;
+    UPDATE aio.ocr_index i SET taken = a."fileCreatedAt" FROM public.{ASSET_TABLE} a WHERE a.id = i.asset_id;
+    ALTER TABLE aio.ocr_index ALTER COLUMN taken SET NOT NULL;
+    CREATE INDEX ocr_index_owner_words ON aio.ocr_index USING gin (owner_id, words);
+    """,
 ]
 
 

@@ -80,10 +80,9 @@ async def test_requests_through_nginx(tmp_path):
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                     headers = {"x-api-key": "key"}
-                    for _ in range(100):
-                        if (await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)).json()[
-                            "assets"
-                        ]["items"]:
+                    for _ in range(100):  # 503 until the gateway has reached the database, then indexed
+                        first = await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)
+                        if first.status_code == 200 and first.json()["assets"]["items"]:
                             break
                         await asyncio.sleep(0.1)
                     found = await client.post("/api/search/smart", json={"query": "ocr:咖啡"}, headers=headers)

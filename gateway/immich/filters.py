@@ -36,9 +36,8 @@ class Params:
         return f"${len(self.values)}::{cast}"
 
 
-def search_conditions(dto: SmartSearch, facts: ImmichFacts, user_id: str, params: Params) -> str:
-    """The WHERE conditions (without WHERE) for `dto`, searched by `user_id`."""
-    me = params.add(user_id, "uuid")
+def search_conditions(dto: SmartSearch, facts: ImmichFacts, me: str, params: Params) -> str:
+    """The WHERE conditions (without WHERE) for `dto`, searched by the user `me` (a placeholder)."""
     conditions = [f"{FILTER_COLUMNS['ownerId']} IN ({searchable_owners(me)})"]
     conditions += _flat(dto, params)
     tree = dto.filter

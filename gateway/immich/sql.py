@@ -20,9 +20,10 @@ def visible(columns: Columns, alias: str = "o") -> str:
 
 def current_text(columns: Columns) -> str:
     """Each asset's visible OCR lines in reading order (top to bottom, then left to right), with
-    its owner; assets without visible text are absent. $1: asset ids."""
+    its owner and taken time; assets without visible text are absent. $1: asset ids."""
     return f"""
-SELECT a.id AS asset_id, a."ownerId" AS owner_id, string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
+SELECT a.id AS asset_id, a."ownerId" AS owner_id, a."fileCreatedAt" AS taken,
+  string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
 FROM asset a JOIN asset_ocr o ON o."assetId" = a.id AND {visible(columns)}
 WHERE a.id = ANY($1::uuid[])
 GROUP BY a.id
@@ -30,8 +31,9 @@ GROUP BY a.id
 
 
 def differing_assets(columns: Columns) -> str:
-    """Assets whose visible text differs from the index (the reconcile): visibility changes, and
-    anything a change feed cannot see (a truncated asset_ocr). Compares the same aggregate."""
+    """Assets whose visible text or taken time differs from the index (the reconcile): what no
+    change feed shows (visibility changes, a truncated asset_ocr, a date edited in Immich).
+    Compares the same aggregate."""
     return f"""
 WITH current AS (
   SELECT o."assetId" AS asset_id, string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
@@ -39,7 +41,8 @@ WITH current AS (
 )
 SELECT coalesce(c.asset_id, i.asset_id) AS asset_id
 FROM current c FULL JOIN aio.ocr_index i ON i.asset_id = c.asset_id
-WHERE c.text IS DISTINCT FROM i.text
+LEFT JOIN asset a ON a.id = i.asset_id
+WHERE c.text IS DISTINCT FROM i.text OR a."fileCreatedAt" <> i.taken
 """
 
 
@@ -73,10 +76,11 @@ SELECT count(*) FROM asset_job_status WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "a
 """
 COUNT_AFTER_UPDATE_ID = 'SELECT count(*) FROM asset_ocr WHERE "updateId" > $1::uuid'
 COUNT_AFTER_AUDIT = 'SELECT count(*) FROM asset_ocr_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
-# Each feed's first change after a mark: how long it has waited is the index's lag.
-FIRST_AFTER_OCR_AT = 'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > $1::timestamptz'
-FIRST_AFTER_UPDATE_ID = 'SELECT "updateId" FROM asset_ocr WHERE "updateId" > $1::uuid ORDER BY "updateId" LIMIT 1'
-FIRST_AFTER_AUDIT = 'SELECT min("deletedAt") FROM asset_ocr_audit WHERE "deletedAt" > $1::timestamptz'
+# Each feed's first change after a mark (an SQL expression put in for {mark}): how long it has
+# waited is the index's lag, and whether there is one tells a search's catch-up to read.
+FIRST_AFTER_OCR_AT = 'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > {mark}::timestamptz'
+FIRST_AFTER_UPDATE_ID = 'SELECT "updateId" FROM asset_ocr WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
+FIRST_AFTER_AUDIT = 'SELECT min("deletedAt") FROM asset_ocr_audit WHERE "deletedAt" > {mark}::timestamptz'
 
 # ---- search: the caller's own assets and those of partners who share into their timeline ----
 
@@ -88,15 +92,25 @@ def searchable_owners(user: str) -> str:
     )
 
 
-def ranked_ocr_search(conditions: str, query: str, limit: str, offset: str) -> str:
+def ranked_ocr_search(conditions: str, query: str, owners: str, limit: str, offset: str) -> str:
     """Index rows matching the tsquery `query` whose asset meets `conditions`, best first: more
-    mentions rank higher (ts_rank), then newest taken. Arguments are placeholders or SQL."""
+    mentions rank higher (ts_rank), then newest taken. Arguments are placeholders or SQL.
+
+    The hits are found (by the index of owner and words) and put in order in the index alone;
+    then each is looked up in `asset` by its key, in that order, until the page is full: the
+    nested loop keeps the order, so nothing is sorted again and the lookups stop at the page.
+    (`OFFSET 0` keeps the lookup per hit: left to itself, the planner misjudges Immich's
+    visibility filters and scans every asset, seconds at a million photos.)"""
     return f"""
-SELECT i.asset_id
-FROM aio.ocr_index i JOIN asset a ON a.id = i.asset_id
-WHERE i.words @@ {query}
-  AND {conditions}
-ORDER BY ts_rank(i.words, {query}) DESC, a."fileCreatedAt" DESC, a.id
+SELECT h.asset_id
+FROM (
+  SELECT i.asset_id, i.taken, ts_rank(i.words, {query}) AS rank
+  FROM aio.ocr_index i
+  WHERE i.words @@ {query} AND i.owner_id IN ({owners})
+  ORDER BY rank DESC, i.taken DESC, i.asset_id
+) h
+CROSS JOIN LATERAL (SELECT FROM asset a WHERE a.id = h.asset_id AND {conditions} OFFSET 0) a
+ORDER BY h.rank DESC, h.taken DESC, h.asset_id
 LIMIT {limit} OFFSET {offset}
 """
 

@@ -18,6 +18,7 @@ foreign key.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
@@ -37,6 +38,7 @@ from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import ImmichFacts
 from gateway.immich.filters import Params, search_conditions
 from gateway.search.jieba_workers import JiebaWorkers
+from gateway.search.lanes import Lanes
 from gateway.search.tokenize import FOLDING, JIEBA, SPLITTING, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query
 
 log = logging.getLogger(__name__)
@@ -46,20 +48,25 @@ SYNC_LOCK = aio_schema.MIGRATION_LOCK + 1
 LAG = timedelta(minutes=1)
 NIL = uuid.UUID(int=0)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Connections a long pass applies batches on at once (at most INDEX_WORKERS): the gateway's pool
+# of 10 keeps room for searches.
+MAX_LANES = 4
 # Statements that read or write the whole library run without the per-query timeout.
 LONG_QUERY_TIMEOUT = 3600.0
 
 UPSERT = """
-INSERT INTO aio.ocr_index (asset_id, owner_id, text, words)
-SELECT u.asset_id, u.owner_id, u.text, to_tsvector($5::regconfig, u.document)
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(asset_id, owner_id, text, document)
-ON CONFLICT (asset_id) DO UPDATE SET owner_id = excluded.owner_id, text = excluded.text, words = excluded.words
+INSERT INTO aio.ocr_index (asset_id, owner_id, taken, text, words)
+SELECT u.asset_id, u.owner_id, u.taken, u.text, to_tsvector($6::regconfig, u.document)
+FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
+  AS u(asset_id, owner_id, taken, text, document)
+ON CONFLICT (asset_id) DO UPDATE
+SET owner_id = excluded.owner_id, taken = excluded.taken, text = excluded.text, words = excluded.words
 """
 # The query's words as zhparser splits them (mapped types only), in order.
 ZHPARSER_TOKENS = (
     "SELECT lower(token) AS token FROM ts_debug('chinese', $1) WHERE lexemes IS NOT NULL AND lexemes <> '{}'"
 )
-INDEXED_TEXT = "SELECT asset_id, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
+INDEXED = "SELECT asset_id, taken, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 DELETE_ROWS = "DELETE FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 ROW_ESTIMATE = "SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = 'aio' AND relname = 'ocr_index'"
 
@@ -107,6 +114,14 @@ class Feed:
 
     def args(self, position: Position, limit: int) -> list[object]:
         return [position, limit] if isinstance(position, uuid.UUID) else [*position, limit]
+
+    def stored_mark(self, key: str) -> str:
+        """SQL for the watermark stored in aio.meta under the placeholder `key`, as `mark_of`
+        gives it (the beginning when there is none)."""
+        stored = f"(SELECT value FROM aio.meta WHERE key = {key})"
+        if self.keyed_by == "uuid":
+            return f"coalesce({stored}, '{NIL}')::uuid"
+        return f"coalesce(split_part({stored}, '|', 1), '{EPOCH.isoformat()}')::timestamptz"
 
     def mark_of(self, watermark: Position | None) -> uuid.UUID | datetime:
         """The watermark as `first_after` takes it: a uuid, or a time without its tie-breaker."""
@@ -192,22 +207,33 @@ class OcrIndex:
         async with self._locked(pool, wait=True) as conn:
             assert conn is not None
             try:
-                return sum([await self._read(conn, facts, feed, self.batch_size) for feed in feeds(facts)])
+                return sum(
+                    [await self._read(pool, conn, facts, feed, self.batch_size, bounded=False) for feed in feeds(facts)]
+                )
             finally:
                 if self._jieba is not None:
                     self._jieba.idle()
 
     async def catch_up(self, pool: asyncpg.Pool, facts: ImmichFacts, limit: int) -> int:
         """A bounded pass before a search, so a photo Immich has just read is found at once.
-        Skipped when a sync holds the lock (a search never waits for one), and on 2.x, whose
-        feed is a scan of a table Immich does not index: there searches see what the last
-        background pass found (at most SYNC_INTERVAL old)."""
-        if feeds(facts) == [OCR_AT]:
+        One indexed query first asks whether any feed moved past its watermark; only then is
+        the lock taken and the feeds read (changes that commit late, inside the re-read minute,
+        are left to the background pass). Skipped when a sync holds the lock (a search never
+        waits for one), and on 2.x, whose feed is a scan of a table Immich does not index:
+        there searches see what the last background pass found (at most SYNC_INTERVAL old)."""
+        active = feeds(facts)
+        if active == [OCR_AT]:
+            return 0
+        moved = " OR ".join(
+            f"({feed.first_after.format(mark=feed.stored_mark(f'${n}'))}) IS NOT NULL"
+            for n, feed in enumerate(active, 1)
+        )
+        if not await pool.fetchval(f"SELECT {moved}", *[feed.key for feed in active]):
             return 0
         async with self._locked(pool, wait=False) as conn:
             if conn is None:
                 return 0
-            return sum([await self._read(conn, facts, feed, limit, batches=1) for feed in feeds(facts)])
+            return sum([await self._read(pool, conn, facts, feed, limit, bounded=True) for feed in active])
 
     async def lag_seconds(self, pool: asyncpg.Pool, facts: ImmichFacts) -> float:
         """How long the oldest change the index has not read has waited (0 when caught up)."""
@@ -215,7 +241,7 @@ class OcrIndex:
         async with pool.acquire() as conn:
             for feed in feeds(facts):
                 watermark = feed.decode(await aio_schema.get_meta(conn, feed.key))
-                first = await conn.fetchval(feed.first_after, feed.mark_of(watermark))
+                first = await conn.fetchval(feed.first_after.format(mark="$1"), feed.mark_of(watermark))
                 if first is not None:
                     moment = feed.time_of(first)
                     oldest = moment if oldest is None else min(oldest, moment)
@@ -234,9 +260,10 @@ class OcrIndex:
                 r["asset_id"] for r in await conn.fetch(sql.differing_assets(facts.columns), timeout=LONG_QUERY_TIMEOUT)
             ]
             written = 0
+            spread = len(differing) > self.batch_size
             for start in range(0, len(differing), self.batch_size):
                 async with conn.transaction():
-                    written += await self._apply(conn, facts, differing[start : start + self.batch_size])
+                    written += await self._apply(conn, facts, differing[start : start + self.batch_size], spread=spread)
             if written:
                 log.info("OCR index reconciled", extra={"written": written})
             return written
@@ -258,54 +285,87 @@ class OcrIndex:
                 await conn.execute("SELECT pg_advisory_unlock($1)", SYNC_LOCK)
 
     async def _read(
-        self, conn: Connection, facts: ImmichFacts, feed: Feed, limit: int, batches: int | None = None
+        self, pool: asyncpg.Pool, conn: Connection, facts: ImmichFacts, feed: Feed, limit: int, *, bounded: bool
     ) -> int:
-        """Read a feed from LAG before its watermark, in batches of `limit` (at most `batches`);
-        each batch is applied and moves the watermark in one transaction. Rows written."""
+        """Read a feed from LAG before its watermark in batches of `limit` (one when `bounded`).
+        The first batch is applied and moves the watermark in one transaction; when it is full
+        and not `bounded`, a long pass follows on several connections. Rows written."""
         watermark = feed.decode(await aio_schema.get_meta(conn, feed.key))
-        position = feed.start(watermark)
         limit *= feed.rows_per_asset
-        written, done = 0, 0
-        progress: Progress | None = None
-        while batches is None or done < batches:
-            done += 1
-            async with conn.transaction():
-                changes = await conn.fetch(feed.statement, *feed.args(position, limit), timeout=LONG_QUERY_TIMEOUT)
-                if not changes:
-                    break
-                written += await self._apply(conn, facts, [row["asset_id"] for row in changes])
-                position = feed.after(changes[-1])
-                if watermark is None or position > watermark:  # type: ignore[operator]
-                    watermark = position
-                    await aio_schema.set_meta(conn, feed.key, feed.encode(position))
-            if len(changes) < limit:
-                break
-            if progress is None and batches is None:  # a full batch and more to come: a long pass
-                left = await conn.fetchval(feed.count_after, *feed.args(position, 0)[:-1], timeout=LONG_QUERY_TIMEOUT)
-                progress = Progress(f"OCR index sync ({feed.key})", len(changes) + left, "changes", log=log)
-            if progress is not None:
-                progress.advance(len(changes))
-        if progress is not None:
-            progress.advance(len(changes))
-            progress.finish()
-        elif written:
-            log.info("OCR index sync", extra={"feed": feed.key, "written": written})
+        async with conn.transaction():
+            changes = await conn.fetch(
+                feed.statement, *feed.args(feed.start(watermark), limit), timeout=LONG_QUERY_TIMEOUT
+            )
+            if not changes:
+                return 0
+            written = await self._apply(conn, facts, [row["asset_id"] for row in changes])
+            position = feed.after(changes[-1])
+            watermark = await _advance(conn, feed, watermark, position)
+        if bounded or len(changes) < limit:
+            if written:
+                log.info("OCR index sync", extra={"feed": feed.key, "written": written})
+            return written
+        left = await conn.fetchval(feed.count_after, *feed.args(position, 0)[:-1], timeout=LONG_QUERY_TIMEOUT)
+        progress = Progress(f"OCR index sync ({feed.key})", len(changes) + left, "changes", log=log)
+        progress.advance(len(changes))
+        written += await self._read_long(pool, conn, facts, feed, limit, position, watermark, progress)
+        progress.finish()
         return written
 
-    async def _apply(self, conn: Connection, facts: ImmichFacts, candidates: list[uuid.UUID]) -> int:
-        """Make the index rows of `candidates` equal their current visible text."""
+    async def _read_long(
+        self,
+        pool: asyncpg.Pool,
+        conn: Connection,
+        facts: ImmichFacts,
+        feed: Feed,
+        limit: int,
+        position: Position,
+        watermark: Position | None,
+        progress: Progress,
+    ) -> int:
+        """The rest of a long pass (a backfill): `conn` reads the feed ahead, INDEX_WORKERS lanes
+        apply the batches (see lanes.py), and the watermark moves past each batch once it and
+        every batch before it are committed, so a crash repeats at most the batches in flight."""
+        width = max(1, min(self.workers, MAX_LANES))
+        written = 0
+        in_flight: collections.deque[tuple[Position, int, asyncio.Future[list[int]]]] = collections.deque()
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [await stack.enter_async_context(pool.acquire()) for _ in range(width)]
+            lanes = Lanes(conns, lambda lane, ids: self._apply(lane, facts, ids, spread=True))
+            stack.push_async_callback(lanes.close)
+            more = True
+            while more or in_flight:
+                if more:
+                    changes = await conn.fetch(feed.statement, *feed.args(position, limit), timeout=LONG_QUERY_TIMEOUT)
+                    more = len(changes) == limit
+                    if changes:
+                        position = feed.after(changes[-1])
+                        in_flight.append((position, len(changes), lanes.submit([r["asset_id"] for r in changes])))
+                while in_flight and (not more or len(in_flight) > 2 * width or in_flight[0][2].done()):
+                    done_to, count, batch = in_flight.popleft()
+                    written += sum(await batch)
+                    watermark = await _advance(conn, feed, watermark, done_to)
+                    progress.advance(count)
+        return written
+
+    async def _apply(
+        self, conn: Connection, facts: ImmichFacts, candidates: list[uuid.UUID], *, spread: bool = False
+    ) -> int:
+        """Make the index rows of `candidates` equal their current visible text and taken time
+        (`spread`: part of a long pass, whose jieba splitting uses every worker)."""
         ids = list(dict.fromkeys(candidates))
         current = {row["asset_id"]: row for row in await conn.fetch(sql.current_text(facts.columns), ids)}
-        indexed = {row["asset_id"]: row["text"] for row in await conn.fetch(INDEXED_TEXT, ids)}
-        changed = [row for asset_id, row in current.items() if indexed.get(asset_id) != row["text"]]
+        indexed = {row["asset_id"]: (row["text"], row["taken"]) for row in await conn.fetch(INDEXED, ids)}
+        changed = [row for asset_id, row in current.items() if indexed.get(asset_id) != (row["text"], row["taken"])]
         gone = [asset_id for asset_id in indexed if asset_id not in current]
         if changed:
             texts = [row["text"] for row in changed]
-            documents = await self._documents(texts)
+            documents = await self._documents(texts, spread)
             await conn.execute(
                 UPSERT,
                 [row["asset_id"] for row in changed],
                 [row["owner_id"] for row in changed],
+                [row["taken"] for row in changed],
                 texts,
                 documents,
                 self.config,
@@ -314,11 +374,11 @@ class OcrIndex:
             await conn.execute(DELETE_ROWS, gone)
         return len(changed) + len(gone)
 
-    async def _documents(self, texts: list[str]) -> list[str]:
+    async def _documents(self, texts: list[str], spread: bool) -> list[str]:
         """What to_tsvector parses: folded text for zhparser, folded jieba words otherwise."""
         if self._jieba is None:
             return await asyncio.to_thread(lambda: [fold(text) for text in texts])
-        return await self._jieba.documents(texts)
+        return await self._jieba.documents(texts, spread=spread)
 
     async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
         """The query's words as tsquery text, folded and split like the documents; '' when
@@ -345,9 +405,21 @@ class OcrIndex:
         """Asset ids matching `tsquery` that `user_id` may see and `dto`'s filters keep, best first."""
         params = Params()
         query = params.add(tsquery, "tsquery")
-        conditions = search_conditions(dto, facts, user_id, params)
-        statement = sql.ranked_ocr_search(conditions, query, params.add(limit, "int"), params.add(offset, "int"))
+        me = params.add(user_id, "uuid")
+        conditions = search_conditions(dto, facts, me, params)
+        owners = sql.searchable_owners(me)
+        statement = sql.ranked_ocr_search(
+            conditions, query, owners, params.add(limit, "int"), params.add(offset, "int")
+        )
         return [str(row["asset_id"]) for row in await pool.fetch(statement, *params.values)]
+
+
+async def _advance(conn: Connection, feed: Feed, watermark: Position | None, position: Position) -> Position:
+    """Store `position` as the feed's watermark when it is past it; the watermark now."""
+    if watermark is not None and position <= watermark:  # type: ignore[operator]
+        return watermark
+    await aio_schema.set_meta(conn, feed.key, feed.encode(position))
+    return position
 
 
 async def _choose_tokenizer(conn: Connection, wanted: str) -> Tokenizer:

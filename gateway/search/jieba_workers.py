@@ -1,10 +1,10 @@
 """jieba in worker processes: the gateway's event loop never runs it, nor loads its dictionary
 (about a second, much of it holding the GIL), and a backfill splits on every core.
 
-One long-lived worker per gateway process serves queries and the small batches of ordinary
-syncing (its dictionary stays loaded, about 70 MB); a large batch (a backfill) is split over a
-pool of INDEX_WORKERS processes that lives only while such batches come, so it costs memory only
-then.
+One long-lived worker per gateway process serves queries and the batches of ordinary syncing
+(its dictionary stays loaded, about 70 MB); the batches of a long pass (a backfill) are split
+over a pool of INDEX_WORKERS processes that lives only during such a pass, so it costs memory
+only then.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 from gateway.search.tokenize import QueryWord, jieba_documents, jieba_query, load_jieba
 
-# Batches up to this many texts go to the query worker; larger ones are split over the pool.
-SMALL_BATCH = 200
 CHUNK = 250
 
 _started = threading.Lock()
@@ -47,9 +45,11 @@ class JiebaWorkers:
     async def query(self, text: str) -> list[QueryWord]:
         return await asyncio.get_running_loop().run_in_executor(self._one, jieba_query, text)
 
-    async def documents(self, texts: list[str]) -> list[str]:
+    async def documents(self, texts: list[str], *, spread: bool) -> list[str]:
+        """jieba's documents of `texts`: on the query worker, or over the pool when `spread` (a
+        long pass: starting the pool costs a second per process, worth it only then)."""
         loop = asyncio.get_running_loop()
-        if len(texts) <= SMALL_BATCH or self.workers <= 1:
+        if not spread or self.workers <= 1:
             return await loop.run_in_executor(self._one, jieba_documents, texts)
         if self._many is None:
             self._many = _pool(self.workers)
