@@ -1,9 +1,10 @@
 """Supervised background loops: one step repeated forever, never dying silently.
 
-A step that raises is logged with its traceback and retried after an exponential backoff (the
-interval doubled per consecutive failure, up to `max_backoff`); the last success and the last
-error are kept for /health; `wake()` runs the next step now; `stop()` cancels the loop and
-waits for it to end.
+A step that raises is retried after an exponential backoff (the interval doubled per consecutive
+failure, up to `max_backoff`). An `expected` failure (another service not up yet, or down) is one
+WARNING line each time its message changes; any other is logged with its traceback. The last
+success and the last error (until the next success) are kept for /health; `wake()` runs the next
+step now; `stop()` cancels the loop and waits for it to end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Loop:
     step: Callable[[], Awaitable[Any]]
     interval: float
     max_backoff: float = 300.0
+    expected: tuple[type[BaseException], ...] = ()
     last_success: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -61,16 +63,22 @@ class Loop:
                 await self.step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the loop outlives any one failure; the traceback is logged
+            except Exception as exc:  # the loop outlives any one failure
                 self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
+                retry = {"retry_in_s": round(self.delay(), 1)}
+                if not isinstance(exc, self.expected):
+                    log.exception("background loop %s failed; retrying", self.name, extra=retry)
+                elif error != self.last_error:
+                    log.warning("%s waits: %s", self.name, exc, extra=retry)
+                self.last_error = error
                 self.last_error_at = datetime.now(timezone.utc)
-                log.exception(
-                    "background loop %s failed; retrying", self.name, extra={"retry_in_s": round(self.delay(), 1)}
-                )
             else:
+                if self.last_error is not None and self.failures:
+                    log.info("%s recovered", self.name)
                 self.failures = 0
                 self.last_success = datetime.now(timezone.utc)
+                self.last_error = self.last_error_at = None
             log.debug("loop step", extra={"loop": self.name, "seconds": round(time.monotonic() - started, 3)})
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.delay())
@@ -92,8 +100,15 @@ class Loops:
     def __init__(self) -> None:
         self.loops: list[Loop] = []
 
-    def add(self, name: str, step: Callable[[], Awaitable[Any]], interval: float, max_backoff: float = 300.0) -> Loop:
-        loop = Loop(name, step, interval, max_backoff)
+    def add(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[Any]],
+        interval: float,
+        max_backoff: float = 300.0,
+        expected: tuple[type[BaseException], ...] = (),
+    ) -> Loop:
+        loop = Loop(name, step, interval, max_backoff, expected)
         self.loops.append(loop)
         return loop
 

@@ -16,12 +16,15 @@ from fastapi.responses import PlainTextResponse
 
 from aio_common import openapi as o
 from aio_common.background import Loops
+from aio_common.errors import BackendTimedOut, Unavailable
 from aio_common.http import BodyLimitMiddleware, install_error_handlers, keys_equal
 from aio_common.metrics import install as install_metrics
 from aio_common.metrics import separate_server
 from gateway import docs
 from gateway.backends import Backend
 from gateway.clip_models import SUGGESTED_NAME, ClipNames
+from gateway.heal import Healer
+from gateway.immich.db import NOT_UP_ERRORS
 from gateway.metrics import METRICS
 from gateway.predict import PATH as PREDICT_PATH
 from gateway.predict import PredictEndpoint
@@ -34,6 +37,8 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_AI_KEY = "mt_photos_ai_extra"
+# What the loops meet while Immich or its database is not up yet, or down: a WARNING, no traceback.
+OUTAGES = (*NOT_UP_ERRORS, Unavailable, BackendTimedOut)
 MESSAGE: o.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
 HEALTH: o.Schema = {
     "type": "object",
@@ -60,11 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.search = services.search
         app.state.reprocessor = services.reprocessor
+        app.state.healer = healer = Healer(services.immich, services.reprocessor.admin)
+        router.on_missing_results = healer.note_missing
 
         async def watch_backends() -> None:
             ai_came_up, _ = await asyncio.gather(ai.check_all(), immich.check_all())
             if ai_came_up or router.clip.dimension is None:
                 await router.refresh_clip_info()
+
+        async def heal() -> None:
+            # Replicas count as healthy until checked: wait for the first round of checks.
+            checked = backends_loop.last_success is not None
+            await healer.step(checked and any(replica.healthy for replica in ai.replicas))
 
         async def watch_database() -> None:
             generation = services.db.generation
@@ -73,13 +85,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 index_loop.wake()  # a new connection: prepare and catch up now
 
         loops = app.state.loops = Loops()
-        loops.add("backends", watch_backends, settings.health_interval)
-        loops.add("database", watch_database, settings.health_interval, max_backoff=60)
-        index_loop = loops.add("ocr-index", services.search.sync_step, settings.sync_interval, max_backoff=120)
+        backends_loop = loops.add("backends", watch_backends, settings.health_interval)
+        loops.add("database", watch_database, settings.health_interval, max_backoff=60, expected=OUTAGES)
+        index_loop = loops.add(
+            "ocr-index", services.search.sync_step, settings.sync_interval, max_backoff=120, expected=OUTAGES
+        )
         if services.reprocessor.admin is not None:
-            loops.add("reprocess", services.reprocessor.loop_step, settings.sync_interval, max_backoff=300)
+            loops.add(
+                "reprocess", services.reprocessor.loop_step, settings.sync_interval, max_backoff=300, expected=OUTAGES
+            )
+            loops.add("heal", heal, settings.health_interval, max_backoff=60, expected=OUTAGES)
         else:
-            log.info("IMMICH_ADMIN_API_KEY is not set: re-processing is off")
+            log.info("IMMICH_ADMIN_API_KEY is not set: re-processing and self-healing after outages are off")
         loops.start()
         with contextlib.ExitStack() as exit_stack:
             if settings.metrics and settings.metrics_port:
@@ -135,8 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "immichModelName": SUGGESTED_NAME.get(router.clip.model or ""),
             "fittingImmichModelNames": router.fitting_names(),
         }
-        if router.refused_clip_name:
-            clip["warning"] = f"Immich asked for {router.refused_clip_name}, whose dimension does not fit"
+        if router.clip_refusal:
+            clip["refused"] = router.clip_refusal
         facts = services.db.facts
         return {
             "backends": {b.name: b.state() for b in (router.ai, router.immich)},
@@ -148,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             "ocrSearch": services.search.state(),
             "immich": facts.state() if facts else None,
+            "selfHealing": request.app.state.healer.state(),
             "loops": request.app.state.loops.state(),
         }
 

@@ -3,9 +3,9 @@
 The guard fails closed: a CLIP request is passed on only when the name Immich asked for is in
 Immich's table and its dimension equals the served model's. While the served dimension is
 unknown, the request reads it first (one /info read shared by concurrent requests), else it
-gets a 503 and Immich retries. Every CLIP answer's length is checked against the name's
-dimension before it is passed back, so a replica that changed model is never served under the
-old dimension, whatever the health loop has seen.
+gets a 503 (Immich runs each job once: gateway.heal starts its queue again). Every CLIP answer's
+length is checked against the name's dimension before it is passed back, so a replica that
+changed model is never served under the old dimension, whatever the health loop has seen.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,12 @@ class Router:
         self.clip = ServedClip()
         # The AI service's bound on the OCR detector's input (Immich's maxResolution has none).
         self.max_detection_side: int | None = None
-        self.refused_clip_name: str | None = None
+        # The last CLIP refusal's reason (for /health), and the names already logged once.
+        self.clip_refusal: str | None = None
+        self._refusals_logged: set[str] = set()
+        # Told the tasks whose results Immich went without: a request the AI service failed
+        # (5xx, unreachable, timed out), and CLIP refused until the first CLIP request passes.
+        self.on_missing_results: Callable[[list[str]], None] = lambda tasks: None
         self._reading_info: asyncio.Task[None] | None = None
 
     def backend_for(self, task: str) -> Backend:
@@ -82,7 +88,8 @@ class Router:
             return None
         for config in entries[p.CLIP].values():
             if self.names.dimension(config.modelName) is None:
-                raise Invalid(
+                self._refuse(
+                    config.modelName,
                     f"CLIP model {config.modelName} is not in Immich's model table, so its dimension is unknown. "
                     f"Choose one of {self._suggestion()} in Immich's smart search settings, or, for a model a "
                     "newer Immich knows, declare it with CLIP_EXTRA_MODELS=name:dimension.",
@@ -91,13 +98,25 @@ class Router:
         for config in entries[p.CLIP].values():
             dimension = self.names.dimension(config.modelName)
             if dimension != served:
-                self.refused_clip_name = config.modelName
-                raise Invalid(
+                self._refuse(
+                    config.modelName,
                     f"CLIP model {config.modelName} has {dimension} dimensions, but the AI service serves "
                     f"Chinese-CLIP {self.clip.model} with {served}: choose one of "
                     f"{', '.join(self.fitting_names())} in Immich's smart search settings.",
                 )
+        if self.clip_refusal is not None:  # the admin chose a fitting name: the refused photos are owed
+            self.clip_refusal = None
+            self.on_missing_results([p.CLIP])
         return served
+
+    def _refuse(self, name: str, reason: str) -> None:
+        """422 with `reason`. Immich shows no ML error body, so the reason is logged (once per
+        name) and kept for /health until a CLIP request passes."""
+        self.clip_refusal = reason
+        if name not in self._refusals_logged:
+            self._refusals_logged.add(name)
+            log.warning("CLIP request refused: %s", reason)
+        raise Invalid(reason)
 
     def _suggestion(self) -> str:
         return ", ".join(self.fitting_names()) if self.clip.dimension else "the names /health lists"
@@ -118,7 +137,7 @@ class Router:
 
     async def send(self, part: Part, body: bytes, content_type: str, dimension: int | None) -> BackendReply:
         try:
-            reply = await _post(part.backend, part.entries, body, content_type)
+            reply = await self._post_noting_failures(part, body, content_type)
         except ApiError as exc:
             if not (self.settings.ocr_fallback and part.backend is self.ai and set(part.entries) == {p.OCR}):
                 raise
@@ -126,7 +145,22 @@ class Router:
             metrics.FALLBACKS.labels(p.OCR).inc()
             reply = await _post(self.immich, part.entries, body, content_type)
         if dimension is not None and p.CLIP in part.entries and reply.status == 200:
-            await self._check_length(reply, dimension)
+            try:
+                await self._check_length(reply, dimension)
+            except ApiError:
+                self.on_missing_results(list(part.entries))
+                raise
+        return reply
+
+    async def _post_noting_failures(self, part: Part, body: bytes, content_type: str) -> BackendReply:
+        try:
+            reply = await _post(part.backend, part.entries, body, content_type)
+        except ApiError as exc:
+            if part.backend is self.ai and exc.status >= 500:
+                self.on_missing_results(list(part.entries))
+            raise
+        if part.backend is self.ai and reply.status >= 500:
+            self.on_missing_results(list(part.entries))
         return reply
 
     async def _check_length(self, reply: BackendReply, dimension: int) -> None:
@@ -137,7 +171,7 @@ class Router:
             self.clip = ServedClip()  # learned again, by this request's successors
             raise BackendFailed(
                 f"{self.ai.name} answered a {length}-dimensional CLIP vector where Immich's model name needs "
-                f"{dimension}: the AI service now serves another model. Nothing was passed on; Immich retries.",
+                f"{dimension}: the AI service now serves another model. Nothing was passed on.",
             )
 
     async def predict(

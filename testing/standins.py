@@ -168,6 +168,8 @@ class ImmichServer:
     # What Immich's CLIP search ranks, best first, for any query; and how long it takes.
     clip_ranking: list[str] = field(default_factory=list)
     search_delay: float = 0.0
+    # True: Immich's ML server fails the query's CLIP encoding, and Immich answers as it does.
+    clip_down: bool = False
     # Job commands received: (route, queue, body, caller's user id); the status the jobs route
     # answers; queues already running (a start answers 400, as Immich does).
     jobs: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
@@ -288,9 +290,11 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
                 uuid.UUID(tag_id),
                 ids,
             )
-            if state.release >= (2, 5):
+            if state.release >= (2, 5):  # the stored list, and `tags` locked (updateLockedColumns)
                 await conn.execute(
-                    'UPDATE asset_exif SET tags = array_remove(tags, $2::varchar) WHERE "assetId" = ANY($1::uuid[])',
+                    'UPDATE asset_exif SET tags = array_remove(tags, $2::varchar), "lockedProperties" ='
+                    " (SELECT array_agg(DISTINCT p) FROM unnest(\"lockedProperties\" || '{tags}'::varchar[]) p)"
+                    ' WHERE "assetId" = ANY($1::uuid[])',
                     ids,
                     tag["value"],
                 )
@@ -311,6 +315,9 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
         if user is None:
             return JSONResponse(UNAUTHORIZED, 401)
         await asyncio.sleep(state.search_delay)
+        if state.clip_down:  # the real server's answer when /predict fails (3.1.0 and 2.7.5)
+            failed = {"message": "Failed to search smart", "error": "Internal Server Error", "statusCode": 500}
+            return JSONResponse({**failed, "correlationId": uuid.uuid4().hex[:8]}, 500)
         # Immich validates SmartSearchDto (class-validator): a bad field is its 400; a search
         # needs words or an example asset.
         try:

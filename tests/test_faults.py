@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -100,9 +101,36 @@ async def test_a_failing_loop_keeps_running_backs_off_and_says_why():
     state = loop.state()
     await loop.stop()
     assert calls >= 4 and state["running"] is True
-    assert state["lastError"] == "RuntimeError: boom 2" and state["lastSuccess"] is not None
+    # An error is shown only until the next success.
+    assert state["lastError"] is None and state["lastErrorAt"] is None and state["lastSuccess"] is not None
     assert state["consecutiveFailures"] == 0
     assert loop.state()["running"] is False  # stopped and awaited
+
+
+async def test_an_expected_outage_is_one_warning_per_change_without_a_traceback(caplog):
+    errors = [ConnectionRefusedError("Immich is starting")] * 3 + [ConnectionRefusedError("Immich is migrating")]
+    failures = list(errors)
+    seen: list[dict] = []
+
+    async def step() -> None:
+        seen.append(loop.state())  # what /health shows between the steps
+        if failures:
+            raise failures.pop(0)
+
+    loop = Loop("reprocess", step, interval=0.001, max_backoff=0.001, expected=(OSError,))
+    with caplog.at_level(logging.INFO, logger="aio_common.background"):
+        loop.start()
+        for _ in range(1000):
+            if loop.state()["lastSuccess"]:
+                break
+            await asyncio.sleep(0.005)
+        await loop.stop()
+    records = [r for r in caplog.records if r.name == "aio_common.background"]
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert warnings == ["reprocess waits: Immich is starting", "reprocess waits: Immich is migrating"]
+    assert not any(r.exc_info for r in records) and not any(r.levelno >= logging.ERROR for r in records)
+    assert [r.getMessage() for r in records if r.levelno == logging.INFO] == ["reprocess recovered"]
+    assert any(s["lastError"] == "ConnectionRefusedError: Immich is starting" and s["lastErrorAt"] for s in seen)
 
 
 def test_backoff_doubles_per_failure_up_to_its_limit():

@@ -268,6 +268,25 @@ async def test_plain_queries_fuse_clip_and_ocr(world):
         assert orjson.loads(world.immich.forwarded[-1]["body"])["albumIds"]
 
 
+async def test_a_mixed_search_whose_clip_half_fails_is_answered_by_its_ocr_half(world):
+    sign = await add(world, ALICE, ["星巴克咖啡"])
+    world.immich.clip_down = True  # Immich's ML server (the AI service) is down
+    async with gateway(world.database, world.url) as client:
+        mixed = await search(client, "咖啡")
+        assert mixed.status_code == 200 and ids(mixed) == [sign]
+        assert mixed.headers["x-immich-aio-degraded"] == "clip-unavailable"
+        # clip: alone has nothing else to answer with: Immich's own failure, unchanged.
+        clip_only = await search(client, "clip:咖啡")
+        assert clip_only.status_code == 500 and clip_only.json()["message"] == "Failed to search smart"
+        # Nothing found by OCR: an empty answer, which says the CLIP half was missing.
+        nothing = await search(client, "不存在的词")
+        assert nothing.status_code == 200 and ids(nothing) == []
+        assert nothing.headers["x-immich-aio-degraded"] == "clip-unavailable"
+        world.immich.clip_down = False
+        healthy = await search(client, "咖啡")
+        assert "x-immich-aio-degraded" not in healthy.headers
+
+
 async def test_hybrid_pages_are_consistent(world):
     ocr_hits = [await add(world, ALICE, [f"咖啡 {i}"]) for i in range(6)]
     world.immich.clip_ranking = [f"clip-{i}" for i in range(8)] + ocr_hits[3:5]

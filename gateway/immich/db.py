@@ -18,6 +18,7 @@ import asyncpg
 from aio_common.errors import ApiError, Unavailable
 from gateway import aio_schema
 from gateway.immich.facts import Columns, ImmichFacts, Version
+from gateway.immich.sql import ASSET_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
 )
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+class ImmichNotMigrated(Unavailable):
+    """Immich's database exists, but Immich has not created its tables in it yet."""
+
+
+# What a database that is not up (yet) raises: Immich creates its database and tables when it
+# first starts.
+NOT_UP_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.InvalidCatalogNameError,
+    ImmichNotMigrated,
+)
 # A connection of ours: taken from the pool, or opened alone.
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -101,8 +115,16 @@ class Database:
             raise
         try:
             async with pool.acquire() as conn:
+                if await conn.fetchval(f"SELECT to_regclass('public.{ASSET_TABLE}')") is None:
+                    raise ImmichNotMigrated(
+                        f"database {self.where} has no Immich tables yet: Immich creates them when it first starts"
+                    )
                 columns = await Columns.discover(conn)
                 await aio_schema.migrate(conn)
+        except ImmichNotMigrated as exc:
+            self.error = exc.message
+            await _close(pool)
+            raise
         except DATABASE_ERRORS as exc:
             self.error = f"database {self.where}: our schema could not be set up: {_describe(exc)}"
             await _close(pool)

@@ -151,8 +151,10 @@ WHERE tag.value = $1
 
 def untag(columns: Columns) -> list[str]:
     """Remove tags from assets the way Immich's own untag does, minus the sidecar write: the
-    tag_asset rows and (2.5+) the value in asset_exif.tags, which metadata extraction would
-    otherwise apply again. $1 asset ids, $2 tag ids, $3 tag values (parallel arrays)."""
+    tag_asset rows and (2.5+) the value in asset_exif.tags, with `tags` marked a locked property
+    as Immich's untag marks it. Metadata extraction keeps a locked property's database value
+    over the file's, so a tag the XMP sidecar still lists is not applied again.
+    $1 asset ids, $2 tag ids, $3 tag values (parallel arrays)."""
     a, t = columns.tag_asset_asset, columns.tag_asset_tag
     statements = [
         f"""
@@ -164,7 +166,9 @@ WHERE ta."{a}" = u.asset_id AND ta."{t}" = u.tag_id
     if columns.exif_tags:
         statements.append(
             """
-UPDATE asset_exif e SET tags = array_remove(e.tags, u.value::varchar)
+UPDATE asset_exif e SET tags = array_remove(e.tags, u.value::varchar),
+  "lockedProperties" = CASE WHEN 'tags' = ANY(coalesce(e."lockedProperties", '{}')) THEN e."lockedProperties"
+    ELSE array_append(coalesce(e."lockedProperties", '{}'), 'tags'::varchar) END
 FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(asset_id, tag_id, value)
 WHERE e."assetId" = u.asset_id AND u.value = ANY(e.tags)
 """

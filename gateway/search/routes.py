@@ -6,7 +6,9 @@
   and for anything that is not a text query, forwarded to Immich unchanged.
 
 Filters the OCR ranking does not apply are named in the `x-immich-aio-unapplied` header of an
-`ocr:` answer; a mixed search with such filters is answered by Immich's CLIP ranking alone.
+`ocr:` answer; a mixed search with such filters is answered by Immich's CLIP ranking alone. A
+mixed search whose CLIP half fails on Immich's side (5xx) is answered by the OCR ranking alone,
+with `x-immich-aio-degraded: clip-unavailable`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ router = APIRouter()
 
 PREFIX = re.compile(r"^\s*(ocr|clip)\s*:", re.IGNORECASE)
 UNAPPLIED_HEADER = "x-immich-aio-unapplied"
+# On a mixed search answered by one ranking alone: which half was missing.
+DEGRADED_HEADER = "x-immich-aio-degraded"
 
 
 @router.post("/api/search/smart", **docs.SEARCH)  # type: ignore[arg-type]
@@ -129,16 +133,29 @@ async def hybrid_search(request: Request, service: SearchService, data: dict[str
     depth = min(depth, settings.hybrid_max_depth)
     who = Credentials.of(request)
     clip_task = asyncio.ensure_future(_clip_ranking(service, request, data, words, depth))
+    ocr_ids: list[str] | None
     try:
         ocr_ids = await ocr_ranking(service, who, words, dto, depth + 1, 0)
     except (ApiError, ImmichRefused) as exc:
         # Without the index (or with refused credentials, which Immich's own answer will
         # show), the CLIP ranking alone answers.
         log.info("mixed search without the OCR ranking", extra={"error": str(exc)})
-        ocr_ids = []
-    clip = await clip_task
+        ocr_ids = None
+    try:
+        clip = await clip_task
+    except ApiError as exc:
+        if ocr_ids is None:
+            raise
+        clip = JsonResponse({"message": exc.message}, status_code=exc.status)
+    degraded = False
     if isinstance(clip, Response):
-        return clip
+        # Immich's CLIP half failed on its side (its ML server, our AI service, is down): the OCR
+        # half answers alone rather than the whole search failing, and the header says so.
+        if clip.status_code < 500 or ocr_ids is None:
+            return clip
+        log.warning("mixed search: Immich's CLIP half failed (%s), the OCR ranking answers alone", clip.status_code)
+        clip, degraded = ({}, False), True
+    ocr_ids = ocr_ids or []
     clip_items, clip_more = clip
     clip_ids = list(clip_items)
     fusion = Fusion(settings.hybrid_rrf_k, settings.hybrid_clip_weight, settings.hybrid_ocr_weight)
@@ -149,7 +166,10 @@ async def hybrid_search(request: Request, service: SearchService, data: dict[str
     items = [clip_items.get(asset_id) or fetched.get(asset_id) for asset_id in page]
     more = clip_more or len(ocr_ids) > depth or len(set(clip_ids) | set(ocr_ids[:depth])) > depth
     within = dto.page * dto.size < settings.hybrid_max_depth
-    return JsonResponse(search_response([i for i in items if i], dto.page + 1 if more and within else None))
+    response = JsonResponse(search_response([i for i in items if i], dto.page + 1 if more and within else None))
+    if degraded:
+        response.headers[DEGRADED_HEADER] = "clip-unavailable"
+    return response
 
 
 async def _clip_ranking(

@@ -41,7 +41,8 @@ CREATE TABLE asset_file (
 CREATE TABLE asset_exif (
   "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
   city character varying,
-  tags character varying[]
+  tags character varying[],
+  "lockedProperties" character varying[]
 );
 
 CREATE TABLE asset_ocr (

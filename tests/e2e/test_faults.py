@@ -1,0 +1,93 @@
+"""Faults in the real topology: the AI service down, the gateway killed mid-search, the database
+restarted. After each, nothing is lost and nobody has to start a job by hand."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack, eventually
+
+
+def test_an_ai_service_outage_degrades_search_and_heals_without_an_operator(stack: Stack, photos):
+    alice = stack.user("alice")
+    eventually(lambda: stack.found(alice, "发票"), 60, "the invoice is indexed")
+    stack.ai.kill()
+    try:
+        # Immich's CLIP half of a plain search fails (its ML server is down): the OCR half answers.
+        eventually(lambda: not stack.health()["backends"]["mt-photos-ai"]["healthy"], 30, "the outage is seen")
+        plain = stack.search(alice, {"query": "发票"})
+        assert plain.status_code == 200, plain.text
+        assert plain.headers["x-immich-aio-degraded"] == "clip-unavailable"
+        assert [item["id"] for item in plain.json()["assets"]["items"]] == [photos["invoice"]]
+        # Photos uploaded during the outage: Immich runs each ML job once, and every one fails.
+        during = [stack.upload(alice, f"outage-{i}", [f"停电期间第{i}张", f"Outage {i}"]) for i in range(3)]
+        stack.immich.wait_idle()
+        assert [stack.processed(asset) for asset in during] == [False] * 3
+        assert set(stack.health()["selfHealing"]["owedQueues"]) == {"ocr", "smartSearch"}
+    finally:
+        stack.ai.start()
+    for asset in during:
+        eventually(lambda a=asset: stack.processed(a), 180, f"healed without an operator: {asset}")
+    eventually(lambda: stack.health()["selfHealing"]["owedQueues"] == [], 60, "nothing owed")
+    assert photos["invoice"] in stack.ocr_ids(alice, "发票")
+
+
+def test_the_gateway_killed_mid_search_loses_nothing_and_the_proxy_falls_back_to_immich(stack: Stack, photos):
+    alice = stack.user("alice")
+    before = eventually(lambda: stack.found(alice, "发票"), 60, "the invoice is indexed")
+    answers: list[httpx.Response] = []
+    started = threading.Barrier(5)
+
+    def search() -> None:
+        started.wait()
+        for _ in range(5):
+            answers.append(stack.search(alice, {"query": "发票"}))
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    stack.gateway.kill()
+    for thread in threads:
+        thread.join(120)
+    try:
+        # Every search got an answer, from the gateway or from Immich behind the proxy's fallback:
+        # none is nginx's own 502 page.
+        assert len(answers) == 20
+        assert all(answer.headers["content-type"].startswith("application/json") for answer in answers)
+        down = stack.search(alice, {"query": "发票"})
+        straight = stack.immich.api("POST", "/api/search/smart", alice, json={"query": "发票"})
+        assert down.status_code == straight.status_code and down.json().keys() == straight.json().keys()
+    finally:
+        stack.gateway.start()
+    assert eventually(lambda: stack.found(alice, "发票"), 60, "ocr: answers again") == before
+    eventually(stack.index_matches_immich, 60, "the index holds every photo with OCR text, and no other")
+
+
+def _cluster() -> list[str] | None:
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return None
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
+
+
+@pytest.mark.skipif(_cluster() is None, reason="needs a Debian PostgreSQL cluster (pg_ctlcluster) to restart")
+def test_a_database_restart_loses_nothing(stack: Stack, photos):
+    alice = stack.user("alice")
+    before = eventually(lambda: stack.found(alice, "咖啡"), 60, "the cafe is indexed")
+    command = _cluster()
+    assert command is not None
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    assert eventually(lambda: stack.found(alice, "咖啡"), 120, "ocr: answers after the restart") == before
+    eventually(stack.index_matches_immich, 60, "the index holds every photo with OCR text, and no other")
+    # The whole pipeline works again: a new photo is processed, indexed and found.
+    asset = stack.upload(alice, "after-restart", ["数据库重启之后", "After Restart"])
+    eventually(lambda: stack.processed(asset), 180, "processed after the restart")
+    assert eventually(lambda: stack.found(alice, "重启"), 60, "indexed after the restart") == [asset]

@@ -1,0 +1,155 @@
+"""Searches through the proxy on Immich's port, as Immich's clients send them, checked against
+what Immich itself answers the same user."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack, eventually
+
+SDK = Path(__file__).parent.parent / "sdk"
+
+
+def test_ocr_search_with_every_credential_form_a_client_sends(stack: Stack, photos):
+    alice = stack.user("alice")
+    url = f"{stack.proxy.url}/api/search/smart"
+    dto = {"query": "ocr:发票"}
+    eventually(lambda: stack.found(alice, "发票"), 60, "the invoice is indexed")
+    forms = {
+        "x-api-key": {"headers": {"x-api-key": alice.api_key}},
+        "?apiKey=": {"params": {"apiKey": alice.api_key}},
+        "bearer": {"headers": {"authorization": f"Bearer {alice.access_token}"}},
+        "cookie": {"headers": {"cookie": f"immich_access_token={alice.access_token}"}},
+        "x-immich-user-token": {"headers": {"x-immich-user-token": alice.access_token}},
+    }
+    found = {}
+    for form, how in forms.items():
+        answer = httpx.post(url, json=dto, timeout=60, **how)
+        assert answer.status_code == 200, (form, answer.text)
+        found[form] = [item["id"] for item in answer.json()["assets"]["items"]]
+    assert found == {key: [photos["invoice"]] for key in forms}
+    refused = httpx.post(url, json=dto, headers={"x-api-key": "not-a-key"}, timeout=60)
+    assert refused.status_code == 401  # Immich's own refusal, passed back
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (SDK / "node_modules").is_dir(),
+    reason="needs Node.js and `npm ci --prefix tests/sdk` (Immich's own SDK as the client; .ci/run installs it)",
+)
+def test_immichs_own_sdk_searches_through_the_proxy(stack: Stack, photos):
+    alice = stack.user("alice")
+
+    def sdk(dto: dict) -> dict:
+        done = subprocess.run(
+            ["node", str(SDK / "search.mjs"), f"{stack.proxy.url}/api", alice.api_key, json.dumps(dto)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    ocr = eventually(lambda: sdk({"query": "ocr:咖啡"})["assets"]["items"], 60, "the SDK finds the cafe")
+    assert [item["id"] for item in ocr] == [photos["cafe"]]
+    # A plain query: the mixed ranking, Immich's AssetResponseDto items, the cafe among them.
+    plain = sdk({"query": "咖啡"})
+    assert photos["cafe"] in [item["id"] for item in plain["assets"]["items"]]
+    assert all("originalFileName" in item for item in plain["assets"]["items"])
+
+
+def test_other_users_photos_never_and_partners_photos_when_in_the_timeline(stack: Stack, photos):
+    alice, bob = stack.user("alice"), stack.user("bob")
+    menu = photos["menu"]
+    eventually(lambda: stack.found(bob, "烤鸭"), 60, "bob's menu is indexed")
+    assert stack.ocr_ids(alice, "烤鸭") == [] and menu not in stack.immich_smart_ids(alice, "烤鸭")
+    assert stack.ocr_ids(bob, "发票") == []
+    # Bob shares his library with Alice; she shows it in her timeline.
+    stack.immich.ok("POST", "/api/partners", bob, json={"sharedWithId": alice.id})
+    try:
+        assert stack.ocr_ids(alice, "烤鸭") == []  # shared, not yet in her timeline
+        stack.immich.ok("PUT", f"/api/partners/{bob.id}", alice, json={"inTimeline": True})
+        assert stack.ocr_ids(alice, "烤鸭") == [menu]
+        assert menu in stack.immich_smart_ids(alice, "烤鸭")  # Immich's own smart search agrees
+    finally:
+        stack.immich.ok("DELETE", f"/api/partners/{alice.id}", bob)
+    assert stack.ocr_ids(alice, "烤鸭") == []
+
+
+def test_archive_trash_and_permanent_delete_as_immichs_own_search(stack: Stack, photos):
+    alice = stack.user("alice")
+    archived = stack.upload(alice, "archived", ["档案柜编号七", "Archive Box"])
+    trashed = stack.upload(alice, "trashed", ["停车场收据", "Parking Receipt"])
+    for asset in (archived, trashed):
+        eventually(lambda a=asset: stack.processed(a), 180, f"Immich processed {asset}")
+    eventually(lambda: stack.found(alice, "收据") and stack.found(alice, "档案"), 60, "both are indexed")
+
+    stack.immich.ok("PUT", "/api/assets", alice, json={"ids": [archived], "visibility": "archive"})
+    ours = archived in stack.ocr_ids(alice, "档案")
+    # Each release's default visibility: Immich's own answer decides.
+    assert ours == (archived in stack.immich_smart_ids(alice, "档案"))
+    assert ours == (stack.immich.major >= 3)  # 2.x: the timeline only; 3.x: all but locked
+    asked = stack.search(alice, {"query": "ocr:档案", "visibility": "archive"}).json()
+    assert [item["id"] for item in asked["assets"]["items"]] == [archived]
+
+    stack.immich.ok("DELETE", "/api/assets", alice, json={"ids": [trashed]})
+    assert stack.ocr_ids(alice, "收据") == []
+    assert trashed not in stack.immich_smart_ids(alice, "收据")
+    stack.immich.ok("DELETE", "/api/assets", alice, json={"ids": [trashed], "force": True})
+    eventually(lambda: stack.sql(f"SELECT count(*) FROM asset WHERE id = '{trashed}'") == "0", 60, "deleted")
+    eventually(
+        lambda: stack.sql(f"SELECT count(*) FROM aio.ocr_index WHERE asset_id = '{trashed}'") == "0",
+        60,
+        "the index forgot the deleted photo",
+    )
+    assert stack.ocr_ids(alice, "收据") == []
+
+
+def test_plain_and_clip_searches_are_answered_by_immich(stack: Stack, photos):
+    alice = stack.user("alice")
+    clip = stack.search(alice, {"query": "clip:发票"})
+    assert clip.status_code == 200
+    # Immich's CLIP ranking over everything Alice may see, her photos only.
+    assert {item["id"] for item in clip.json()["assets"]["items"]} == stack.immich_smart_ids(alice, "发票")
+    plain = stack.search(alice, {"query": "发票"})
+    assert plain.status_code == 200
+    ids = [item["id"] for item in plain.json()["assets"]["items"]]
+    assert ids[0] == photos["invoice"]  # first by OCR, so first in the fusion whatever CLIP says
+    assert set(ids) <= stack.immich_smart_ids(alice, "发票")
+    # Not a text query at all: Immich's own answer, passed back unchanged.
+    odd = stack.search(alice, {"queryAssetId": photos["cafe"]})
+    straight = stack.immich.api("POST", "/api/search/smart", alice, json={"queryAssetId": photos["cafe"]})
+    assert odd.status_code == straight.status_code
+
+
+def test_no_credential_in_any_log_line(stack: Stack, photos):
+    """Every credential form, then every log: the gateway's, the AI service's and nginx's."""
+    alice = stack.user("alice")
+    url = f"{stack.proxy.url}/api/search/smart"
+    for query in ("ocr:发票", "发票", "clip:发票"):
+        for params in ({"apiKey": alice.api_key}, {"sessionKey": alice.access_token}):
+            httpx.post(url, json={"query": query}, params=params, timeout=60)
+        httpx.post(url, json={"query": query}, headers={"authorization": f"Bearer {alice.access_token}"}, timeout=60)
+        httpx.post(url, json={"query": query}, headers={"x-api-key": alice.api_key}, timeout=60)
+    httpx.post(f"{stack.proxy.url}/api/ai/assets/{photos['cafe']}/reprocess?apiKey={alice.api_key}", timeout=60)
+    stack.immich.wait_idle()
+    secrets = [
+        secret for user in (stack.admin, *stack.immich.users.values()) for secret in (user.api_key, user.access_token)
+    ]
+    logs = {
+        "gateway": stack.gateway.log_text(),
+        "ai service": stack.ai.log_text(),
+        "nginx access": stack.proxy.access_log.read_text(),
+        "nginx error": stack.proxy.error_log.read_text() if stack.proxy.error_log.exists() else "",
+    }
+    leaked = {name: [s[:6] for s in secrets if s in text] for name, text in logs.items()}
+    assert leaked == {key: [] for key in logs}
+    # The searches were logged, without their credentials.
+    assert re.search(r"POST /api/search/smart", logs["nginx access"])
+    assert "/api/search/smart" in logs["gateway"]
