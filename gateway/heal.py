@@ -6,9 +6,9 @@ both sides, so it does that itself: each CLIP or OCR request that failed on the 
 (5xx, unreachable, timed out) marks its queue as owed, and so does the first CLIP request that
 passes after CLIP requests were refused (a CLIP model name of another dimension, now fixed).
 Once the AI service answers its health check, the owed queues are started without force, so
-Immich picks exactly the photos missing a result. They are owed once at start too, for what failed while the gateway
-itself was down. A queue Immich is still running stays owed and is started at a later step.
-Needs IMMICH_ADMIN_API_KEY.
+Immich picks exactly the photos missing a result. They are owed once at start too, for what
+failed while the gateway itself was down. A queue Immich is still running stays owed and is
+started at a later step. Needs IMMICH_ADMIN_API_KEY.
 """
 
 from __future__ import annotations

@@ -94,7 +94,11 @@ class Router:
                     f"Choose one of {self._suggestion()} in Immich's smart search settings, or, for a model a "
                     "newer Immich knows, declare it with CLIP_EXTRA_MODELS=name:dimension.",
                 )
-        served = await self.served_dimension()
+        try:
+            served = await self.served_dimension()
+        except Unavailable:
+            self.on_missing_results([p.CLIP])
+            raise
         for config in entries[p.CLIP].values():
             dimension = self.names.dimension(config.modelName)
             if dimension != served:
