@@ -14,9 +14,11 @@ import pytest
 from tests.e2e.conftest import Stack, eventually
 
 
-def test_an_ai_service_outage_degrades_search_and_heals_without_an_operator(stack: Stack, photos):
+def test_an_ai_service_killed_mid_batch_degrades_search_and_heals_without_an_operator(stack: Stack, photos):
     alice = stack.user("alice")
     eventually(lambda: stack.found(alice, "发票"), 60, "the invoice is indexed")
+    batch = [stack.upload(alice, f"batch-{i}", [f"批量上传第{i}张", f"Batch {i}"]) for i in range(4)]
+    eventually(lambda: any(stack.ocr_text(asset) for asset in batch), 180, "the batch is being processed")
     stack.ai.kill()
     try:
         # Immich's CLIP half of a plain search fails (its ML server is down): the OCR half answers.
@@ -32,7 +34,7 @@ def test_an_ai_service_outage_degrades_search_and_heals_without_an_operator(stac
         assert set(stack.health()["selfHealing"]["owedQueues"]) == {"ocr", "smartSearch"}
     finally:
         stack.ai.start()
-    for asset in during:
+    for asset in [*batch, *during]:
         eventually(lambda a=asset: stack.processed(a), 180, f"healed without an operator: {asset}")
     eventually(lambda: stack.health()["selfHealing"]["owedQueues"] == [], 60, "nothing owed")
     assert photos["invoice"] in stack.ocr_ids(alice, "发票")

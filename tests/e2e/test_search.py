@@ -29,12 +29,17 @@ def test_ocr_search_with_every_credential_form_a_client_sends(stack: Stack, phot
         "cookie": {"headers": {"cookie": f"immich_access_token={alice.access_token}"}},
         "x-immich-user-token": {"headers": {"x-immich-user-token": alice.access_token}},
     }
-    found = {}
+    found, mixed = {}, {}
     for form, how in forms.items():
         answer = httpx.post(url, json=dto, timeout=60, **how)
         assert answer.status_code == 200, (form, answer.text)
         found[form] = [item["id"] for item in answer.json()["assets"]["items"]]
+        # A plain query: Immich's CLIP ranking (it checks the same credential) fused with ours.
+        plain = httpx.post(url, json={"query": "发票"}, timeout=60, **how)
+        assert plain.status_code == 200 and "x-immich-aio-degraded" not in plain.headers, (form, plain.text)
+        mixed[form] = [item["id"] for item in plain.json()["assets"]["items"]][:1]
     assert found == {key: [photos["invoice"]] for key in forms}
+    assert mixed == {key: [photos["invoice"]] for key in forms}
     refused = httpx.post(url, json=dto, headers={"x-api-key": "not-a-key"}, timeout=60)
     assert refused.status_code == 401  # Immich's own refusal, passed back
 
