@@ -126,6 +126,30 @@ SEARCH = {
     },
 }
 
+METADATA_BODY: o.Schema = {
+    "type": "object",
+    "description": "Immich's MetadataSearchDto. With `ocr`, Immich's OCR search type, answered from the OCR "
+    "word index in Immich's date order; without it, or with filters the index does not apply, passed to Immich.",
+    "properties": {
+        "ocr": {"type": "string"},
+        "page": {"type": "integer", "minimum": 1},
+        "size": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "order": {"enum": ["asc", "desc"]},
+        "withExif": {"type": "boolean"},
+    },
+}
+METADATA_SEARCH = {
+    "summary": "Immich's metadata search; its OCR search type answered from the OCR word index",
+    "responses": {
+        **o.ok(SEARCH_ANSWER, {"albums": {}, "assets": {"total": 0, "count": 0, "items": [], "nextPage": None}}),
+        **o.errors(400, 401, 403, 502, 503, 504, schema=EITHER_ERROR),
+    },
+    "openapi_extra": {
+        **o.json_body(METADATA_BODY, {"ocr": "发票", "page": 1, "withExif": True}, required=False),
+        "security": IMMICH_CREDENTIALS,
+    },
+}
+
 REPROCESS_BODY: o.Schema = {
     "type": "object",
     "properties": {"ocr": {"type": "boolean", "default": True}, "clip": {"type": "boolean", "default": True}},

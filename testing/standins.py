@@ -23,7 +23,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from aio_common import protocol as p
-from gateway.immich.dto import SmartSearch
+from gateway.immich.dto import MetadataSearch, SmartSearch
 
 
 @dataclass
@@ -237,7 +237,14 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
         owner = state.owners.get(asset_id)
         if owner is None or (owner != user["id"] and (owner, user["id"]) not in state.partners):
             return JSONResponse({"message": "Not found or no asset.read access", "statusCode": 400}, 400)
-        return {"id": asset_id, "ownerId": owner, "type": "IMAGE", "originalFileName": f"{asset_id[:8]}.jpg"}
+        # GET /api/assets/{id} always carries exifInfo (a search only with withExif).
+        return {
+            "id": asset_id,
+            "ownerId": owner,
+            "type": "IMAGE",
+            "originalFileName": f"{asset_id[:8]}.jpg",
+            "exifInfo": {"city": None},
+        }
 
     def admin_of(request: Request) -> dict[str, Any] | JSONResponse:
         user = caller(request)
@@ -306,6 +313,25 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
     @app.get("/api/server/ping")
     async def server_ping(request: Request):
         return {"res": "pong", "host": request.headers.get("host")}
+
+    @app.post("/api/search/metadata")
+    async def metadata(request: Request):
+        """Records what reaches it; validates MetadataSearchDto's typed fields as Immich does;
+        answers with no assets (Immich's own matching is not stood in)."""
+        body = await request.body()
+        state.forwarded.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+        if caller(request) is None:
+            return JSONResponse(UNAUTHORIZED, 401)
+        try:
+            data = orjson.loads(body) if body else {}
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            MetadataSearch.model_validate({"ocr": "", **data}).filters()
+        except (ValueError, ValidationError):  # orjson's error is a ValueError
+            return JSONResponse({"message": ["Bad Request"], "statusCode": 400}, 400)
+        assets = {"total": 0, "count": 0, "items": [], "facets": [], "nextPage": None}
+        empty = {"albums": {"total": 0, "count": 0, "items": [], "facets": []}, "assets": assets}
+        return JSONResponse(empty, headers={"x-immich-answer": "yes"})
 
     @app.post("/api/search/smart")
     async def smart(request: Request):

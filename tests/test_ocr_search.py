@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -92,7 +93,13 @@ async def test_ocr_search_answers_immichs_search_response(world, tokenizer):
         for spelled in ("OCR:发票", "  ocr : 发票 ", "Ocr:發票"):
             assert ids(await search(client, spelled)) == [invoice]
         health = (await client.get("/health")).json()
-        assert health["ocrSearch"] == {"available": True, "caughtUp": True, "tokenizer": tokenizer, "error": None}
+        assert health["ocrSearch"] == {
+            "available": True,
+            "caughtUp": True,
+            "tokenizer": tokenizer,
+            "metadataSearch": True,
+            "error": None,
+        }
         assert health["immich"]["version"].startswith(world.release)
         # A photo Immich OCRs now is found by the very next search on 3.x (catch-up before
         # searching), within SYNC_INTERVAL on 2.x (the background pass).
@@ -315,3 +322,70 @@ async def test_hybrid_off_and_refusals(world):
     async with gateway(world.database, world.url) as client:
         refused = await search(client, "咖啡", key="wrong")
         assert refused.status_code == 401 and refused.json()["message"] == "Authentication required"
+
+
+def metadata(client, dto, key=KEYS[ALICE]):
+    return client.post("/api/search/metadata", json=dto, headers={"x-api-key": key})
+
+
+async def test_immichs_own_ocr_search_type_is_answered_from_the_word_index(world, tokenizer):
+    """The web app's OCR search: POST /api/search/metadata with `ocr`, as it sends it."""
+    old = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    invoice = await add(world, ALICE, ["統一發票 中奖号码"], taken=old)  # traditional script
+    receipt = await add(world, ALICE, ["电子发票"], taken=old + timedelta(days=30))
+    wide = await add(world, ALICE, ["ＩＮＶＯＩＣＥ　２０２４"], taken=old + timedelta(days=60))  # full width
+    await add(world, ALICE, ["研究生命起源"], taken=old + timedelta(days=90))  # 研究 / 生命 / 起源
+    student = await add(world, ALICE, ["研究生招生简章"], taken=old + timedelta(days=120))
+    partners = await add(world, BOB, ["发票 bob"], taken=old + timedelta(days=150))
+    await add(world, EVE, ["发票 eve"])
+    world.immich.partners.add((BOB, ALICE))
+    await world.rows.partner(BOB, ALICE, in_timeline=True)
+    web = {"ocr": "发票", "visibility": "timeline", "page": 1, "withExif": True}
+    async with gateway(world.database, world.url, ocr_tokenizer=tokenizer) as client:
+        newest_first = await metadata(client, web)
+        assert newest_first.status_code == 200, newest_first.text
+        # Folded scripts, the caller's and timeline partners' photos, newest taken first (Immich's order).
+        assert ids(newest_first) == [partners, receipt, invoice]
+        assert newest_first.json()["assets"]["nextPage"] is None
+        assert ids(await metadata(client, {**web, "order": "asc"})) == [invoice, receipt, partners]
+        assert ids(await metadata(client, {**web, "ocr": "invoice"})) == [wide]  # any case, any width
+        assert ids(await metadata(client, {**web, "ocr": "研究生"})) == [student]  # words, not characters
+        # Immich's paging: page by number, nextPage while more follow.
+        first = await metadata(client, {**web, "size": 2})
+        second = await metadata(client, {**web, "size": 2, "page": 2})
+        assert ids(first) + ids(second) == [partners, receipt, invoice]
+        assert first.json()["assets"]["nextPage"] == "2" and second.json()["assets"]["nextPage"] is None
+        # The index applies the filters both searches share; exifInfo only when asked for.
+        dated = await metadata(client, {**web, "takenBefore": (old + timedelta(days=45)).isoformat()})
+        assert ids(dated) == [receipt, invoice]
+        plain = (await metadata(client, {"ocr": "发票"})).json()["assets"]["items"]
+        assert all("exifInfo" in item for item in newest_first.json()["assets"]["items"])
+        assert plain and all("exifInfo" not in item for item in plain)
+        assert world.immich.forwarded == []
+        refused = await metadata(client, web, key="wrong")
+        assert refused.status_code == 401 and refused.json()["message"] == "Authentication required"
+
+
+async def test_other_metadata_searches_go_to_immich_unchanged(world):
+    await add(world, ALICE, ["发票"])
+    async with gateway(world.database, world.url) as client:
+        bodies = [
+            {"ocr": "发票", "city": "Paris"},  # a filter the index does not apply
+            {"ocr": "发票", "visibility": "locked"},  # Immich checks the elevated session
+            {"originalFileName": "IMG_1.jpg"},  # no ocr at all
+            {"ocr": "  "},
+            {"ocr": "发票", "size": 0},  # Immich names the fault
+        ]
+        for body in bodies:
+            answer = await metadata(client, body)
+            assert answer.headers["x-immich-answer"] == "yes" or answer.status_code == 401, body
+            assert orjson.loads(world.immich.forwarded[-1]["body"]) == body
+        raw = b"not json"
+        answer = await client.post("/api/search/metadata", content=raw, headers={"x-api-key": KEYS[ALICE]})
+        assert world.immich.forwarded[-1]["body"] == raw
+    world.immich.forwarded.clear()
+    async with gateway(world.database, world.url, ocr_metadata_search=False) as client:
+        answer = await metadata(client, {"ocr": "发票"})
+        assert answer.headers["x-immich-answer"] == "yes"
+        assert orjson.loads(world.immich.forwarded[-1]["body"]) == {"ocr": "发票"}
+        assert (await client.get("/health")).json()["ocrSearch"]["metadataSearch"] is False

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 AssetType = Literal["IMAGE", "VIDEO", "AUDIO", "OTHER"]
 Visibility = Literal["archive", "timeline", "hidden", "locked"]
@@ -31,6 +31,20 @@ def _rfc3339(value: object) -> object:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+def _json_int(value: object) -> object:
+    """An integer as JavaScript reads JSON: 2 and 2.0 are the same number; "2" and true are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
 
 # Immich's largest page, and Immich's default page size of a smart search.
 MAX_PAGE_SIZE = 1000
@@ -136,8 +150,8 @@ class SmartSearch(BaseModel):
 
     query: str
     # Strict, as Immich's validation: "2" is not a page, 1 is not a boolean.
-    page: StrictInt = Field(default=1, ge=1)
-    size: StrictInt = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    page: JsonInt = Field(default=1, ge=1)
+    size: JsonInt = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     type: AssetType | None = None
     isFavorite: StrictBool | None = None
     visibility: Visibility | None = None
@@ -161,6 +175,59 @@ class SmartSearch(BaseModel):
             if extra.get(name) not in (None, [], "") and not (name == "isNotInAlbum" and extra[name] is False)
         ]
         return flat + (self.filter.unapplied() if self.filter else [])
+
+
+# Immich's default page size of a metadata search.
+DEFAULT_METADATA_PAGE_SIZE = 250
+# MetadataSearchDto fields that shape the answer, not which assets it holds.
+ANSWER_SHAPE = ("withExif", "withPeople", "withStacked")
+# The filters both DTOs share and the OCR index applies (SmartSearch holds their types).
+SHARED_FILTERS = (
+    "type",
+    "isFavorite",
+    "visibility",
+    "withDeleted",
+    "createdAfter",
+    "createdBefore",
+    "takenAfter",
+    "takenBefore",
+    "trashedAfter",
+    "trashedBefore",
+    "updatedAfter",
+    "updatedBefore",
+)
+
+
+class MetadataSearch(BaseModel):
+    """Immich's MetadataSearchDto with `ocr` (its OCR search type): the word, paging and date
+    order; the filters the index applies are checked as SmartSearch checks them, and any other
+    field is kept so the request can go to Immich unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ocr: str
+    page: JsonInt = Field(default=1, ge=1)
+    size: JsonInt = Field(default=DEFAULT_METADATA_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    order: Literal["asc", "desc"] = "desc"
+    withExif: StrictBool = False
+
+    def filters(self) -> SmartSearch:
+        """The shared filters, typed and checked (ValidationError as SmartSearch raises it)."""
+        extra = self.model_extra or {}
+        return SmartSearch.model_validate(
+            {"query": self.ocr, **{name: extra[name] for name in SHARED_FILTERS if name in extra}}
+        )
+
+    def unapplied(self) -> list[str]:
+        """Fields that filter, beyond what the index applies: Immich answers such a request."""
+        extra = self.model_extra or {}
+        return sorted(
+            name
+            for name, value in extra.items()
+            if name not in SHARED_FILTERS + ANSWER_SHAPE
+            and value not in (None, [], "")
+            and not (name == "isNotInAlbum" and value is False)
+        )
 
 
 def search_response(items: list[dict[str, Any]], next_page: int | None) -> dict[str, Any]:

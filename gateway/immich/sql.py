@@ -115,6 +115,18 @@ LIMIT {limit} OFFSET {offset}
 """
 
 
+def dated_ocr_search(conditions: str, query: str, owners: str, direction: str, limit: str, offset: str) -> str:
+    """Index rows matching `query` whose asset meets `conditions`, in the order of Immich's
+    metadata search (taken time, then id, both `direction`: ASC or DESC)."""
+    return f"""
+SELECT i.asset_id
+FROM aio.ocr_index i JOIN asset a ON a.id = i.asset_id
+WHERE i.words @@ {query} AND i.owner_id IN ({owners}) AND {conditions}
+ORDER BY a."fileCreatedAt" {direction}, a.id {direction}
+LIMIT {limit} OFFSET {offset}
+"""
+
+
 # Asset columns the search filters read, by the name Immich's filter tree gives them.
 FILTER_COLUMNS = {
     "visibility": "a.visibility::text",

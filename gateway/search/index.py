@@ -401,16 +401,20 @@ class OcrIndex:
         user_id: str,
         limit: int,
         offset: int,
+        by_date: Literal["asc", "desc"] | None = None,
     ) -> list[str]:
-        """Asset ids matching `tsquery` that `user_id` may see and `dto`'s filters keep, best first."""
+        """Asset ids matching `tsquery` that `user_id` may see and `dto`'s filters keep: best
+        first, or by taken time (`by_date`) as Immich's metadata search orders them."""
         params = Params()
         query = params.add(tsquery, "tsquery")
         me = params.add(user_id, "uuid")
         conditions = search_conditions(dto, facts, me, params)
         owners = sql.searchable_owners(me)
-        statement = sql.ranked_ocr_search(
-            conditions, query, owners, params.add(limit, "int"), params.add(offset, "int")
-        )
+        paging = params.add(limit, "int"), params.add(offset, "int")
+        if by_date is None:
+            statement = sql.ranked_ocr_search(conditions, query, owners, *paging)
+        else:
+            statement = sql.dated_ocr_search(conditions, query, owners, by_date.upper(), *paging)
         return [str(row["asset_id"]) for row in await pool.fetch(statement, *params.values)]
 
 

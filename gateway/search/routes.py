@@ -1,4 +1,6 @@
-"""POST /api/search/smart, in front of Immich's own:
+"""POST /api/search/smart and POST /api/search/metadata, in front of Immich's own.
+
+POST /api/search/smart:
 
 - `ocr:words`: answered from the OCR word index (ranked, permission-checked through Immich);
 - `clip:words`: Immich's CLIP ranking alone (the prefix stripped, then forwarded);
@@ -9,6 +11,9 @@ Filters the OCR ranking does not apply are named in the `x-immich-aio-unapplied`
 `ocr:` answer; a mixed search with such filters is answered by Immich's CLIP ranking alone. A
 mixed search whose CLIP half fails on Immich's side (5xx) is answered by the OCR ranking alone,
 with `x-immich-aio-degraded: clip-unavailable`.
+
+POST /api/search/metadata with `ocr` (Immich's OCR search type; OCR_METADATA_SEARCH): answered
+from the word index in Immich's date order, unless it carries a filter the index does not apply.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -29,7 +34,7 @@ from aio_common.errors import ApiError, BadRequest
 from aio_common.http import JsonResponse
 from gateway import docs, metrics
 from gateway.immich.api import Credentials, ImmichRefused
-from gateway.immich.dto import MAX_PAGE_SIZE, SmartSearch, search_response
+from gateway.immich.dto import MAX_PAGE_SIZE, MetadataSearch, SmartSearch, search_response
 from gateway.search.hybrid import Fusion
 from gateway.search.service import SearchService
 
@@ -86,17 +91,23 @@ def _dto(data: dict[str, Any], words: str) -> SmartSearch:
 
 
 async def ocr_ranking(
-    service: SearchService, who: Credentials, words: str, dto: SmartSearch, limit: int, offset: int
+    service: SearchService,
+    who: Credentials,
+    words: str,
+    dto: SmartSearch,
+    limit: int,
+    offset: int,
+    by_date: Literal["asc", "desc"] | None = None,
 ) -> list[str]:
-    """Asset ids of the caller's OCR hits, best first. The caller is authenticated first (Immich's
-    401/403 raise ImmichRefused); only then is the index caught up and queried."""
+    """Asset ids of the caller's OCR hits, best first (or by date). The caller is authenticated
+    first (Immich's 401/403 raise ImmichRefused); only then is the index caught up and queried."""
     user = await service.immich.me(who)
     async with service.searchable() as (pool, facts):
         await service.index.catch_up(pool, facts, service.settings.search_catchup_limit)
         tsquery = await service.index.tsquery(pool, words)
         if not tsquery:
             return []
-        return await service.index.search(pool, facts, tsquery, dto, str(user["id"]), limit, offset)
+        return await service.index.search(pool, facts, tsquery, dto, str(user["id"]), limit, offset, by_date)
 
 
 async def ocr_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:
@@ -113,6 +124,47 @@ async def ocr_search(request: Request, service: SearchService, data: dict[str, A
     if unapplied := dto.unapplied():
         response.headers[UNAPPLIED_HEADER] = ",".join(unapplied)
     return response
+
+
+@router.post("/api/search/metadata", **docs.METADATA_SEARCH)  # type: ignore[arg-type]
+async def metadata_search(request: Request) -> Response:
+    """Immich's own OCR search type (a metadata search with `ocr`), answered from the word index
+    with Immich's semantics: its filters, paging, answer and date order; only how text matches
+    differs. A request with a filter the index does not apply goes to Immich unchanged."""
+    service: SearchService = request.app.state.search
+    body = await request.body()
+    data = _json_object(body)
+    words = data.get("ocr") if data and service.settings.ocr_metadata_search else None
+    if not isinstance(words, str) or not words.strip() or data is None:
+        return await _counted("forwarded", service.immich.forward(request, body))
+    try:
+        dto = MetadataSearch.model_validate(data)
+        filters = dto.filters()
+    except ValidationError:
+        return await _counted("forwarded", service.immich.forward(request, body))  # Immich names the fault
+    # Locked photos need Immich's elevated session, which only Immich can check.
+    if unapplied := dto.unapplied() or (["visibility=locked"] if filters.visibility == "locked" else []):
+        log.info(
+            "OCR metadata search with filters the index does not apply: Immich answers", extra={"filters": unapplied}
+        )
+        return await _counted("forwarded", service.immich.forward(request, body))
+    return await _counted("metadata-ocr", _metadata_answer(request, service, dto, filters))
+
+
+async def _metadata_answer(
+    request: Request, service: SearchService, dto: MetadataSearch, filters: SmartSearch
+) -> Response:
+    who = Credentials.of(request)
+    offset = (dto.page - 1) * dto.size
+    try:
+        ids = await ocr_ranking(service, who, dto.ocr.strip(), filters, dto.size + 1, offset, by_date=dto.order)
+    except ImmichRefused as refused:
+        return refused.response
+    items = await service.immich.assets(ids[: dto.size], who)
+    if not dto.withExif:  # as Immich's answer: exifInfo only when asked for
+        for item in items:
+            item.pop("exifInfo", None)
+    return JsonResponse(search_response(items, dto.page + 1 if len(ids) > dto.size else None))
 
 
 async def hybrid_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:

@@ -158,3 +158,41 @@ def test_no_credential_in_any_log_line(stack: Stack, photos):
     # The searches were logged, without their credentials.
     assert re.search(r"POST /api/search/smart", logs["nginx access"])
     assert "/api/search/smart" in logs["gateway"]
+
+
+def test_immichs_own_ocr_search_type_through_the_proxy_is_word_precise_and_folded(stack: Stack, photos):
+    """The web app's OCR search request, through the proxy and straight to Immich."""
+    alice = stack.user("alice")
+    boundary = stack.upload(alice, "boundary", ["研究生命起源", "Origin of Life"])
+    student = stack.upload(alice, "student", ["研究生招生简章", "Graduate Admissions"])
+    traditional = stack.upload(alice, "traditional", ["統一發票", "Uniform Invoice"])
+    for asset in (boundary, student, traditional):
+        eventually(lambda a=asset: stack.ocr_text(a), 180, f"Immich stored the OCR text of {asset}")
+    eventually(lambda: stack.found(alice, "起源") and stack.found(alice, "發票"), 60, "all three are indexed")
+
+    def both(words: str) -> tuple[list[dict], list[dict]]:
+        web = {"ocr": words, "visibility": "timeline", "page": 1, "withExif": True}
+        ours = httpx.post(f"{stack.proxy.url}/api/search/metadata", json=web, headers=alice.key_headers, timeout=60)
+        assert ours.status_code == 200, ours.text
+        immichs = stack.immich.ok("POST", "/api/search/metadata", alice, json=web)
+        return ours.json()["assets"]["items"], immichs["assets"]["items"]
+
+    ours, immichs = both("研究生")
+    assert [item["id"] for item in ours] == [student]  # a word, not two characters
+    assert boundary in [item["id"] for item in immichs]  # Immich's trigram pairs find 研究 + 生命
+    ours, immichs = both("发票")
+    # Either script, newest taken first as Immich orders; Immich's own finds the simplified only.
+    assert [item["id"] for item in ours] == [traditional, photos["invoice"]]
+    assert [item["id"] for item in immichs] == [photos["invoice"]]
+    # Immich's answer, item for item: the same fields, exifInfo included (withExif).
+    [theirs] = immichs
+    mine = next(item for item in ours if item["id"] == theirs["id"])
+    assert set(theirs) <= set(mine) and mine["exifInfo"] and mine["originalFileName"] == theirs["originalFileName"]
+    # Another user never sees Alice's photos; Immich's own agrees.
+    bob = stack.user("bob")
+    bobs = httpx.post(f"{stack.proxy.url}/api/search/metadata", json={"ocr": "发票"}, headers=bob.key_headers)
+    assert (
+        bobs.json()["assets"]["items"]
+        == []
+        == stack.immich.ok("POST", "/api/search/metadata", bob, json={"ocr": "发票"})["assets"]["items"]
+    )
