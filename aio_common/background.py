@@ -74,7 +74,7 @@ class Loop:
                 self.last_error = error
                 self.last_error_at = datetime.now(timezone.utc)
             else:
-                if self.last_error is not None and self.failures:
+                if self.failures:
                     log.info("%s recovered", self.name)
                 self.failures = 0
                 self.last_success = datetime.now(timezone.utc)

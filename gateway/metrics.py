@@ -56,7 +56,8 @@ FALLBACKS = Counter(
 )
 SEARCHES = Counter(
     "aio_gateway_searches",
-    "Smart searches, by kind (ocr:, clip:, mixed, forwarded) and status",
+    "Searches, by kind (smart search's ocr:, clip:, mixed; metadata-ocr, Immich's OCR search type; "
+    "forwarded, either route) and status",
     ["kind", "status"],
     registry=_registry,
 )

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from testing.servers import free_port
+from testing.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASES = ("3.1.0", "2.7.5")
@@ -154,14 +155,7 @@ class ImmichServer:
 
     def wait_until(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll `condition` until it is truthy (returned); a timeout names `what` and Immich's log."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not within {timeout} s: {what}\nImmich's log:\n{self.log_tail()}")
-            time.sleep(0.2)
+        return eventually(condition, timeout, what, detail=lambda: f"Immich's log:\n{self.log_tail()}")
 
     # -- API ----------------------------------------------------------------------------------
     def api(self, method: str, path: str, user: User | None = None, **kwargs: Any) -> httpx.Response:

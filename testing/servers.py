@@ -56,22 +56,27 @@ def server_process(
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"{module} did not start")
-        time.sleep(0.1)
+    _until_pong(process, url, 120, f"{module} did not start")
     try:
         yield url, process.pid
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _until_pong(process: subprocess.Popen[bytes], url: str, timeout: float, failure: str) -> None:
+    """Wait until `url`/ping answers; kill `process` and raise `failure` if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(failure)
+        time.sleep(0.1)
 
 
 class ServiceProcess:
@@ -89,17 +94,7 @@ class ServiceProcess:
     def start(self, timeout: float = 180) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise RuntimeError(f"{self.module} did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        _until_pong(self.process, self.url, timeout, f"{self.module} did not start:\n{self.log_text()[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind, as a crash or an OOM kill."""

@@ -1,13 +1,12 @@
-"""Self-healing and degrading, fast, against stand-ins (tests/e2e shows both on the real Immich):
-the gateway starts Immich's queues for the photos an outage left without results, and a mixed
-search whose CLIP half fails is answered by its OCR half."""
+"""Self-healing, fast, against stand-ins (tests/e2e shows it on the real Immich): the gateway
+starts Immich's queues for the photos an outage or a refused CLIP model name left without
+results, and says why it refused."""
 
 from __future__ import annotations
 
-import time
+import contextlib
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,16 +17,13 @@ from testing.images import text_image
 from testing.ml import OCR_ENTRIES, clip_entries, immich_request
 from testing.servers import free_port, serve
 from testing.standins import Behaviour, ImmichServer, fake_ai, stock_immich_server
+from testing.waiting import a_step_begun_after_now, eventually
 
 ADMIN = "admin-key"
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.02)
-    return value
+def wait_for(condition: Callable[[], Any], what: str) -> Any:
+    return eventually(condition, 10, what, interval=0.02)
 
 
 def settings(ai_url: str, immich_url: str, **values: Any) -> Settings:
@@ -44,7 +40,10 @@ def settings(ai_url: str, immich_url: str, **values: Any) -> Settings:
     )
 
 
-def test_queues_of_failed_requests_are_started_once_the_ai_service_is_back():
+@contextlib.contextmanager
+def healing_gateway() -> Iterator[tuple[Behaviour, ImmichServer, httpx.Client]]:
+    """The gateway with an admin key before a stand-in AI service and Immich, once its start-up
+    heal (both queues, for what failed while the gateway itself was down) is done and forgotten."""
     behaviour = Behaviour(dimension=1024, model="RN50")
     immich = ImmichServer()
     immich.add_user(str(uuid.uuid4()), ADMIN, is_admin=True)
@@ -54,11 +53,14 @@ def test_queues_of_failed_requests_are_started_once_the_ai_service_is_back():
         serve(create_app(settings(ai_url, immich_url))) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
-        # At start, for what failed while the gateway itself was down: both queues, once.
         wait_for(lambda: sorted(immich.started()) == ["ocr", "smartSearch"], "the start-up heal")
-        assert client.get("/health").json()["selfHealing"]["owedQueues"] == []
+        wait_for(lambda: client.get("/health").json()["selfHealing"]["owedQueues"] == [], "nothing owed")
         immich.jobs.clear()
+        yield behaviour, immich, client
 
+
+def test_queues_of_failed_requests_are_started_once_the_ai_service_is_back():
+    with healing_gateway() as (behaviour, immich, client):
         behaviour.status = behaviour.ping_status = 503  # the AI service goes down
         wait_for(lambda: not client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"], "the outage is seen")
         image = text_image(["停电"]).data
@@ -70,14 +72,7 @@ def test_queues_of_failed_requests_are_started_once_the_ai_service_is_back():
         immich.running.add("ocr")  # Immich still busy with the queue: the start is owed, not lost
         behaviour.status = behaviour.ping_status = 200
         wait_for(lambda: client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"], "the AI service is back")
-        for _ in range(2):  # two heal steps end from now: the second began with the AI service up
-            since = datetime.now(timezone.utc)
-
-            def step_ended(since: datetime = since) -> bool:
-                last = client.get("/health").json()["loops"]["heal"]["lastSuccess"]
-                return last is not None and datetime.fromisoformat(last) > since
-
-            wait_for(step_ended, "a heal step with the AI service up")
+        a_step_begun_after_now(lambda: client.get("/health").json(), "heal", 10)  # with the AI service up
         assert immich.started() == [] and client.get("/health").json()["selfHealing"]["owedQueues"] == ["ocr"]
         immich.running.clear()
         wait_for(lambda: immich.started() == ["ocr"], "the OCR queue is started")
@@ -86,17 +81,7 @@ def test_queues_of_failed_requests_are_started_once_the_ai_service_is_back():
 
 
 def test_a_refused_clip_name_is_logged_once_shown_in_health_and_heals_when_fixed(caplog):
-    behaviour = Behaviour(dimension=1024, model="RN50")
-    immich = ImmichServer()
-    immich.add_user(str(uuid.uuid4()), ADMIN, is_admin=True)
-    with (
-        serve(fake_ai(behaviour)) as ai_url,
-        serve(stock_immich_server(immich)) as immich_url,
-        serve(create_app(settings(ai_url, immich_url))) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
-    ):
-        wait_for(lambda: sorted(immich.started()) == ["ocr", "smartSearch"], "the start-up heal")
-        immich.jobs.clear()
+    with healing_gateway() as (_, immich, client):
         wrong = immich_request(clip_entries("textual", "ViT-B-16__openai"), text="猫")
         for _ in range(3):
             refused = client.post("/predict", **wrong)

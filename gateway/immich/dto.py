@@ -181,21 +181,8 @@ class SmartSearch(BaseModel):
 DEFAULT_METADATA_PAGE_SIZE = 250
 # MetadataSearchDto fields that shape the answer, not which assets it holds.
 ANSWER_SHAPE = ("withExif", "withPeople", "withStacked")
-# The filters both DTOs share and the OCR index applies (SmartSearch holds their types).
-SHARED_FILTERS = (
-    "type",
-    "isFavorite",
-    "visibility",
-    "withDeleted",
-    "createdAfter",
-    "createdBefore",
-    "takenAfter",
-    "takenBefore",
-    "trashedAfter",
-    "trashedBefore",
-    "updatedAfter",
-    "updatedBefore",
-)
+# The flat filters both DTOs share and the OCR index applies: SmartSearch's, which holds their types.
+SHARED_FILTERS = tuple(name for name in SmartSearch.model_fields if name not in ("query", "page", "size", "filter"))
 
 
 class MetadataSearch(BaseModel):

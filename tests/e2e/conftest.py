@@ -7,11 +7,10 @@ Immich's API and processed by Immich's own jobs."""
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -22,23 +21,11 @@ from testing.immich_server import ImmichServer, User, immich_server, psql
 from testing.nginx import Proxy, immich_proxy
 from testing.servers import ServiceProcess, serve
 from testing.standins import Behaviour, stock_immich_ml
+from testing.waiting import eventually
 
 AI_KEY = "e2e-ai-key"
 CLIP_NAME = "RN50__openai"  # Immich's name for the 1024-d model the AI service serves here
 CLIP_DIMENSION = 1024
-T = TypeVar("T")
-
-
-def eventually(condition: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll `condition` until it returns something truthy; a timeout names `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
 
 
 @dataclass

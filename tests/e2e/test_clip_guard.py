@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import CLIP_DIMENSION, CLIP_NAME, Stack, eventually
+from testing.waiting import eventually
+from tests.e2e.conftest import CLIP_DIMENSION, CLIP_NAME, Stack
 
 OTHER = "ViT-B-16__openai"  # 512 dimensions
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, eventually
+from testing.waiting import eventually
+from tests.e2e.conftest import Stack
 
 
 def test_an_ai_service_killed_mid_batch_degrades_search_and_heals_without_an_operator(stack: Stack, photos):

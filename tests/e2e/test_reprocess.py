@@ -3,13 +3,12 @@ and the admin (whose key the gateway holds)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import httpx
 import pytest
 
 from testing.immich_server import User
-from tests.e2e.conftest import Stack, eventually
+from testing.waiting import a_step_begun_after_now, eventually
+from tests.e2e.conftest import Stack
 
 TAG = "AI/Reprocess"
 
@@ -63,15 +62,7 @@ def test_reprocess_by_tag_once_and_the_tag_stays_gone(stack: Stack, who: str):
     # so the photo is not re-processed a second time.
     stack.immich.ok("POST", "/api/assets/jobs", owner, json={"assetIds": [asset], "name": "refresh-metadata"})
     stack.immich.wait_idle()
-    # Two re-processing steps end after the refresh: the second began after it.
-    for _ in range(2):
-        since = datetime.now(timezone.utc)
-
-        def step_ended(since: datetime = since) -> bool:
-            last = stack.health()["loops"]["reprocess"]["lastSuccess"]
-            return last is not None and datetime.fromisoformat(last) > since
-
-        eventually(step_ended, 60, "a re-processing step after the refresh")
+    a_step_begun_after_now(stack.health, "reprocess", 60)  # it reads the tags as the refresh left them
     assert not tagged(stack, asset)
     assert TAG not in stack.sql(f"SELECT array_to_string(tags, ',') FROM asset_exif WHERE \"assetId\" = '{asset}'")
     stack.immich.wait_idle()

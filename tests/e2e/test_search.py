@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, eventually
+from testing.waiting import eventually
+from tests.e2e.conftest import Stack
 
 SDK = Path(__file__).parent.parent / "sdk"
 
