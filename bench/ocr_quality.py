@@ -8,7 +8,13 @@ not in 研究生命起源). Every system gets the same rows in a scratch databas
 - ours, with each tokenizer this PostgreSQL has (zhparser when installed, jieba always);
 - Immich 2.4+'s OCR search reproduced in SQL: `ocr_search.text` holds each line's CJK runs as
   overlapping two-character pairs, the query is split the same way, and rows match by
-  `f_unaccent(text) %>> f_unaccent(query)` (pg_trgm strict word similarity), newest first.
+  `f_unaccent(text) %>> f_unaccent(query)` (pg_trgm strict word similarity).
+Each in the orders Immich's two routes with `ocr` give, and ours in its own:
+- the OCR search type (metadata search): newest taken first;
+- smart search with `ocr`: CLIP distance to the query's vector. Every photo and query gets a
+  random CLIP vector, the same for both systems, so only which photos match differs (needs
+  pgvector in this PostgreSQL; the rows are left out without it);
+- `ocr:` (ours only): by mentions.
 Reported per system, averaged over the queries: precision@10 (the share of the first ten
 answers, or fewer when fewer come back, that are relevant), recall (of all answers) and nDCG@10.
 Run: `.venv/bin/python -m bench.ocr_quality`
@@ -25,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 
@@ -32,7 +39,7 @@ from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import ZHPARSER_SETTINGS
-from testing.immich_db import database_for, dsn, scratch_database
+from testing.immich_db import DIMENSION, database_for, dsn, scratch_database
 
 CORPUS = Path(__file__).parent / "data" / "ocr_quality.json"
 OWNER = uuid.UUID(int=1)
@@ -50,8 +57,15 @@ CREATE INDEX ocr_search_text_trgm ON ocr_search USING gin (f_unaccent(text) gin_
 IMMICH_SEARCH = """
 SELECT a.id FROM asset a JOIN ocr_search o ON o."assetId" = a.id
 WHERE f_unaccent(o.text) %>> f_unaccent($1)
-ORDER BY a."fileCreatedAt" DESC
+ORDER BY a."fileCreatedAt" DESC, a.id DESC
 """
+IMMICH_SMART_SEARCH = """
+SELECT a.id FROM asset a JOIN ocr_search o ON o."assetId" = a.id JOIN smart_search s ON s."assetId" = a.id
+WHERE f_unaccent(o.text) %>> f_unaccent($1)
+ORDER BY s.embedding <=> $2::text::vector, a.id
+"""
+METADATA = "OCR search type"
+SMART = "smart search with ocr"
 
 
 def is_cjk(c: str) -> bool:
@@ -116,7 +130,7 @@ def _join(surfaces: list[str]) -> str:
 
 
 async def load(pool: asyncpg.Pool, assets: list[Asset]) -> None:
-    rng = random.Random(3)
+    rng, vector_rng = random.Random(3), random.Random(4)
     now = datetime.now(timezone.utc)
     async with pool.acquire() as conn:
         await conn.execute(IMMICH_SQL)
@@ -133,6 +147,20 @@ async def load(pool: asyncpg.Pool, assets: list[Asset]) -> None:
             await conn.execute('INSERT INTO asset_job_status ("assetId", "ocrAt") VALUES ($1, now())', asset.id)
             tokens = " ".join(token for line in asset.lines for token in immich_tokens(line))
             await conn.execute('INSERT INTO ocr_search ("assetId", text) VALUES ($1, $2)', asset.id, tokens)
+            if await has_vectors(conn):
+                await conn.execute(
+                    'INSERT INTO smart_search ("assetId", embedding) VALUES ($1, $2::text::vector)',
+                    asset.id,
+                    random_vector(vector_rng),
+                )
+
+
+async def has_vectors(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"))
+
+
+def random_vector(rng: random.Random) -> str:
+    return "[" + ",".join(f"{rng.gauss(0, 1):.6f}" for _ in range(DIMENSION)) + "]"
 
 
 def scores(ranked: list[uuid.UUID], relevant: set[uuid.UUID]) -> tuple[float, float, float]:
@@ -153,13 +181,18 @@ async def run() -> None:
     async with scratch_database("3.2") as name:
         pool = await asyncpg.create_pool(dsn(name), min_size=1, max_size=2, server_settings=ZHPARSER_SETTINGS)
         await load(pool, assets)
-        systems = ["Immich 2.4+ OCR search"]
+        vectors = await has_vectors(pool)
+        rng = random.Random(5)
+        query_vectors = [random_vector(rng) for _ in queries]
+        orders = [METADATA] + ([SMART] if vectors else [])
         has_zhparser = await pool.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
         tokenizers = (["zhparser"] if has_zhparser else []) + ["jieba"]
+        for order in orders:
+            results[f"Immich's own {order}"] = []
+            for tokenizer in tokenizers:
+                results[f"{order}, answered by us ({tokenizer})"] = []
         for tokenizer in tokenizers:
-            systems.append(f"ocr: ({tokenizer})")
-        for system in systems:
-            results[system] = []
+            results[f"ocr: ({tokenizer})"] = []
         for tokenizer in tokenizers:
             index = OcrIndex(1000, tokenizer, workers=2)  # type: ignore[arg-type]
             database = database_for(name, query_timeout=60)
@@ -167,14 +200,24 @@ async def run() -> None:
             assert database.pool is not None and database.facts is not None
             await index.prepare(database.pool)
             await index.sync(database.pool, database.facts)
-            for query in queries:
-                ranked = await _ours(index, database, query["query"])
-                results[f"ocr: ({tokenizer})"].append(scores(ranked, _relevant(assets, query)))
+            for query, vector in zip(queries, query_vectors, strict=True):
+                relevant = _relevant(assets, query)
+                results[f"ocr: ({tokenizer})"].append(scores(await _ours(index, database, query["query"]), relevant))
+                by_date = await _ours(index, database, query["query"], by_date="desc")
+                results[f"{METADATA}, answered by us ({tokenizer})"].append(scores(by_date, relevant))
+                if vectors:
+                    by_clip = await _ours(index, database, query["query"], by_vector=vector)
+                    results[f"{SMART}, answered by us ({tokenizer})"].append(scores(by_clip, relevant))
             index.close()
             await database.close()
-        for query in queries:
-            rows = await pool.fetch(IMMICH_SEARCH, " ".join(immich_tokens(query["query"])))
-            results["Immich 2.4+ OCR search"].append(scores([r["id"] for r in rows], _relevant(assets, query)))
+        for query, vector in zip(queries, query_vectors, strict=True):
+            relevant = _relevant(assets, query)
+            words = " ".join(immich_tokens(query["query"]))
+            rows = await pool.fetch(IMMICH_SEARCH, words)
+            results[f"Immich's own {METADATA}"].append(scores([r["id"] for r in rows], relevant))
+            if vectors:
+                rows = await pool.fetch(IMMICH_SMART_SEARCH, words, vector)
+                results[f"Immich's own {SMART}"].append(scores([r["id"] for r in rows], relevant))
         await pool.close()
     print("\nqueries where a system falls short (precision@10, recall):")
     for number, query in enumerate(queries):
@@ -191,13 +234,21 @@ def _relevant(assets: list[Asset], query: dict) -> set[uuid.UUID]:
     return {a.id for a in assets if all(word.lower() in a.words for word in query["words"])}
 
 
-async def _ours(index: OcrIndex, database: Database, words: str) -> list[uuid.UUID]:
+async def _ours(
+    index: OcrIndex,
+    database: Database,
+    words: str,
+    by_date: Literal["asc", "desc"] | None = None,
+    by_vector: str | None = None,
+) -> list[uuid.UUID]:
     assert database.pool is not None and database.facts is not None
     tsquery = await index.tsquery(database.pool, words)
     if not tsquery:
         return []
     dto = SmartSearch(query=words, visibility="timeline")
-    found = await index.search(database.pool, database.facts, tsquery, dto, str(OWNER), 1000, 0)
+    found = await index.search(
+        database.pool, database.facts, tsquery, dto, str(OWNER), 1000, 0, by_date=by_date, by_vector=by_vector
+    )
     return [uuid.UUID(a) for a in found]
 
 

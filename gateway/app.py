@@ -31,6 +31,7 @@ from gateway.predict import PredictEndpoint
 from gateway.reprocess import routes as reprocess_routes
 from gateway.routing import Router
 from gateway.search import routes as search_routes
+from gateway.search.clip_query import QueryVectors
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(settings)
         app.state.services = services
         app.state.search = services.search
+        app.state.query_vectors = QueryVectors(router, services.immich)
         app.state.reprocessor = services.reprocessor
         app.state.healer = healer = Healer(services.immich, services.reprocessor.admin)
         router.on_missing_results = healer.note_missing

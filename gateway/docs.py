@@ -12,7 +12,7 @@ from typing import Any
 from aio_common import openapi as o
 from aio_common import protocol as p
 from aio_common import protocol_docs as pd
-from gateway.immich.dto import SmartSearch
+from gateway.immich.dto import MAX_SAFE_INTEGER, SmartSearch
 
 # Immich's credentials, in the forms Immich takes (the gateway passes them on to Immich).
 IMMICH_SCHEMES: dict[str, o.Schema] = {
@@ -91,8 +91,10 @@ SEARCH_PARTS: dict[str, o.Schema] = _SEARCH_SCHEMA.pop("$defs")
 SEARCH_BODY: o.Schema = {
     **_SEARCH_SCHEMA,
     "description": "Immich's SmartSearchDto. `ocr:words` searches the OCR word index, `clip:words` "
-    "Immich's CLIP ranking alone, plain words both (fused). Fields not listed pass to Immich.",
+    "Immich's CLIP ranking alone, plain words both (fused). With Immich's `ocr` field (or 3.2's "
+    "`filter.ocr`), Immich's CLIP ranking of the word index's matches. Fields not listed pass to Immich.",
 }
+SEARCH_BODY["properties"]["ocr"] = {"type": "string"}
 SEARCH_BODY["properties"]["query"] = {"type": "string", "minLength": 1}
 # Words, or an example asset (forwarded to Immich as it is).
 SEARCH_BODY["required"] = []
@@ -128,11 +130,12 @@ SEARCH = {
 
 METADATA_BODY: o.Schema = {
     "type": "object",
-    "description": "Immich's MetadataSearchDto. With `ocr`, Immich's OCR search type, answered from the OCR "
-    "word index in Immich's date order; without it, or with filters the index does not apply, passed to Immich.",
+    "description": "Immich's MetadataSearchDto. With `ocr` (or 3.2's `filter.ocr`), Immich's OCR search "
+    "type, answered from the OCR word index in Immich's date order; without it, or with filters the index "
+    "does not apply, passed to Immich.",
     "properties": {
         "ocr": {"type": "string"},
-        "page": {"type": "integer", "minimum": 1},
+        "page": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER},
         "size": {"type": "integer", "minimum": 1, "maximum": 1000},
         "order": {"enum": ["asc", "desc"]},
         "withExif": {"type": "boolean"},

@@ -15,7 +15,7 @@ METRICS = Registry("aio_gateway")
 _registry = METRICS.registry
 
 KNOWN_TASKS = (p.CLIP, p.OCR, p.FACES)
-SEARCH_KINDS = ("ocr", "clip", "mixed", "forwarded")
+SEARCH_KINDS = ("ocr", "clip", "mixed", "metadata-ocr", "smart-ocr", "forwarded")
 
 PREDICT = Counter(
     "aio_gateway_predict_requests",
@@ -56,8 +56,8 @@ FALLBACKS = Counter(
 )
 SEARCHES = Counter(
     "aio_gateway_searches",
-    "Searches, by kind (smart search's ocr:, clip:, mixed; metadata-ocr, Immich's OCR search type; "
-    "forwarded, either route) and status",
+    "Searches, by kind (smart search's ocr:, clip:, mixed; Immich's ocr field: metadata-ocr, its OCR "
+    "search type, and smart-ocr, smart search with ocr; forwarded, either route) and status",
     ["kind", "status"],
     registry=_registry,
 )

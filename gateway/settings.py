@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     ocr_tokenizer: Literal["auto", "zhparser", "jieba"] = "auto"
     # Processes that split words with jieba during a backfill (the jieba path only).
     index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    # Immich's own OCR search type (POST /api/search/metadata with `ocr`) answered from the word
-    # index; off: forwarded to Immich untouched.
-    ocr_metadata_search: bool = True
+    # Immich's own `ocr` search field (its OCR search type, and smart search with `ocr`)
+    # answered from the word index; off: forwarded to Immich untouched.
+    ocr_field_search: bool = True
     # Plain smart searches: Immich's CLIP ranking fused with the OCR ranking (reciprocal rank
     # fusion: weight / (k + rank) summed over both lists).
     hybrid_search: bool = True

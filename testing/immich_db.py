@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 from gateway.immich.db import Database
 from gateway.immich.facts import Version
@@ -44,6 +45,9 @@ def database_for(name: str, release: str = "3.2", query_timeout: float = 10) -> 
 
 
 SCHEMAS = Path(__file__).parent / "schemas"
+HAS_PGVECTOR = "SELECT count(*) = 1 FROM pg_available_extensions WHERE name = 'vector'"
+# The length of the stand-in's CLIP vectors.
+DIMENSION = 4
 
 
 def dsn(database: str) -> str:
@@ -59,6 +63,10 @@ async def scratch_database(release: str = "3.2") -> AsyncIterator[str]:
     try:
         conn = await asyncpg.connect(dsn(name))
         await conn.execute((SCHEMAS / f"immich_{release.replace('.', '_')}.sql").read_text())
+        if await conn.fetchval(HAS_PGVECTOR):  # Immich's own column type, where the server has it
+            await conn.execute(
+                f"CREATE EXTENSION vector; ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({DIMENSION})"
+            )
         await conn.close()
         yield name
     finally:
@@ -177,9 +185,24 @@ class ImmichRows:
             in_timeline,
         )
 
-    async def embed(self, asset_id: str) -> None:
+    async def embed(self, asset_id: str, vector: list[float] | None = None) -> None:
+        """A CLIP vector (DIMENSION long), in pgvector's text form: it casts to either column type."""
+        literal = ",".join(map(str, vector or [0.1] * DIMENSION))
+        kind = await self.pool.fetchval(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'smart_search'::regclass AND attname = 'embedding'"
+        )
+        text = f"[{literal}]" if kind.startswith("vector") else f"{{{literal}}}"
         await self.pool.execute(
-            'INSERT INTO smart_search ("assetId", embedding) VALUES ($1, $2)', uuid.UUID(asset_id), [0.1] * 4
+            f'INSERT INTO smart_search ("assetId", embedding) VALUES ($1, $2::text::{kind})', uuid.UUID(asset_id), text
+        )
+
+    async def configure(self, config: dict[str, object]) -> None:
+        """Immich's saved system config (what differs from the defaults)."""
+        await self.pool.execute(
+            "INSERT INTO system_metadata (key, value) VALUES ('system-config', $1::text::jsonb)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            orjson.dumps(config).decode(),
         )
 
     async def tag(self, owner: str, value: str, asset_ids: list[str]) -> str:

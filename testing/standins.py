@@ -351,7 +351,9 @@ def stock_immich_server(state: ImmichServer) -> FastAPI:
             if isinstance(data, dict) and "query" not in data and "queryAssetId" in data:
                 data = {**data, "query": "by example"}
             dto = SmartSearch.model_validate(data)
-        except (orjson.JSONDecodeError, ValidationError):
+            if "ocr" in data and not isinstance(data["ocr"], str):
+                raise ValueError("ocr must be a string")
+        except (ValueError, ValidationError):  # orjson's error is a ValueError
             return JSONResponse({"message": ["Bad Request"], "statusCode": 400}, 400)
         if not dto.query:
             return JSONResponse({"message": ["query should not be empty"], "statusCode": 400}, 400)

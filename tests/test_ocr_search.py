@@ -18,8 +18,9 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from testing.immich_db import World, immich_world
+from testing.immich_db import DIMENSION, HAS_PGVECTOR, World, immich_world
 from testing.servers import free_port, serve
+from testing.standins import Behaviour, fake_ai
 
 ALICE, BOB, EVE = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
@@ -97,7 +98,7 @@ async def test_ocr_search_answers_immichs_search_response(world, tokenizer):
             "available": True,
             "caughtUp": True,
             "tokenizer": tokenizer,
-            "metadataSearch": True,
+            "ocrField": True,
             "error": None,
         }
         assert health["immich"]["version"].startswith(world.release)
@@ -170,7 +171,10 @@ async def test_paging_filters_and_bad_requests(world):
         assert ids(await search(client, "ocr:发票", filter={"type": {"eq": "VIDEO"}})) == []
         empty = await search(client, "ocr:   ")
         assert empty.status_code == 400 and "ocr:" in empty.json()["detail"]
-        for bad in ({"size": 0}, {"size": 1001}, {"page": 0}, {"filter": {"type": {"eq": "BOOK"}}}):
+        # As far out as Immich lets a client page (JavaScript's exact integers): empty, not a failure.
+        far = await search(client, "ocr:发票", page=2**53 - 1, size=1000)
+        assert far.status_code == 200 and ids(far) == [] and far.json()["assets"]["nextPage"] is None
+        for bad in ({"size": 0}, {"size": 1001}, {"page": 0}, {"page": 2**53}, {"filter": {"type": {"eq": "BOOK"}}}):
             refused = await search(client, "ocr:发票", **bad)
             assert refused.status_code == 400, bad
             assert refused.json()["detail"]
@@ -178,6 +182,8 @@ async def test_paging_filters_and_bad_requests(world):
         assert punctuation.status_code == 200 and ids(punctuation) == []
         hostile = await search(client, "ocr:发票'); DROP TABLE asset; -- & | !")
         assert hostile.status_code == 200
+        nul = await search(client, "ocr:发票\x00")  # no PostgreSQL text holds a NUL
+        assert nul.status_code == 200 and set(ids(nul)) == assets
 
 
 async def test_filters_not_applied_are_named(world):
@@ -385,8 +391,122 @@ async def test_other_metadata_searches_go_to_immich_unchanged(world):
         answer = await client.post("/api/search/metadata", content=raw, headers={"x-api-key": KEYS[ALICE]})
         assert world.immich.forwarded[-1]["body"] == raw
     world.immich.forwarded.clear()
-    async with gateway(world.database, world.url, ocr_metadata_search=False) as client:
+    async with gateway(world.database, world.url, ocr_field_search=False) as client:
         answer = await metadata(client, {"ocr": "发票"})
         assert answer.headers["x-immich-answer"] == "yes"
         assert orjson.loads(world.immich.forwarded[-1]["body"]) == {"ocr": "发票"}
-        assert (await client.get("/health")).json()["ocrSearch"]["metadataSearch"] is False
+        assert (await client.get("/health")).json()["ocrSearch"]["ocrField"] is False
+
+
+def _pgvector_installed() -> bool:
+    found = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", HAS_PGVECTOR], capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() == "t"
+
+
+needs_pgvector = pytest.mark.skipif(
+    not _pgvector_installed(),
+    reason="pgvector is not installed in the local PostgreSQL (scripts/build-pg-extensions.sh builds it from "
+    "third_party/)",
+)
+# A CLIP model of the stand-in's dimension, as an operator declares one Immich's table lacks.
+TEST_MODEL = "test-clip-4d"
+
+
+@contextlib.asynccontextmanager
+async def clip_gateway(world: World, **settings):
+    """The gateway with a CLIP stand-in whose text vector is (0.5, 0.5, 0.5, 0.5), and Immich's
+    CLIP model set to a name of that dimension."""
+    ai = Behaviour(dimension=DIMENSION, model="RN50")
+    await world.rows.configure({"machineLearning": {"clip": {"modelName": TEST_MODEL}}})
+    with serve(fake_ai(ai)) as ai_url:
+        extra = {"mt_photos_api": ai_url, "clip_extra_models": f"{TEST_MODEL}:{DIMENSION}"}
+        async with gateway(world.database, world.url, **extra, **settings) as client:
+            yield client, ai
+
+
+def smart(client, dto, key=KEYS[ALICE]):
+    return client.post("/api/search/smart", json=dto, headers={"x-api-key": key})
+
+
+@needs_pgvector
+async def test_smart_search_with_ocr_ranks_the_word_matches_by_clip(world, tokenizer):
+    """Smart search with `ocr` (flat, and 3.2's filter.ocr): Immich's CLIP order (distance to the
+    query's vector, then id) over the word index's matches, with Immich's filters and paging."""
+    near = await add(world, ALICE, ["電子發票"])  # traditional script
+    middle = await add(world, ALICE, ["发票 收据"])
+    far = await add(world, BOB, ["ＦＡ票 发票"])  # a timeline partner's
+    unembedded = await add(world, ALICE, ["发票"])  # no CLIP vector yet: Immich leaves it out
+    await add(world, ALICE, ["发展票据"])  # 发 and 票 in other words
+    await add(world, EVE, ["发票"])  # nobody shares with alice
+    favourite = await add(world, ALICE, ["发票"], favorite=True)
+    world.immich.partners.add((BOB, ALICE))
+    await world.rows.partner(BOB, ALICE, in_timeline=True)
+    # Cosine distance to (1, 1, 1, 1): favourite 0, near 0.13, middle 0.29, far 0.5.
+    for asset, vector in [(favourite, [1, 1, 1, 1]), (near, [1, 1, 1, 0]), (middle, [1, 1, 0, 0]), (far, [1, 0, 0, 0])]:
+        await world.rows.embed(asset, vector)
+    await world.rows.embed(await add(world, ALICE, ["收据"]), [1, 1, 1, 1])  # closest, but no word match
+    async with clip_gateway(world, ocr_tokenizer=tokenizer) as (client, ai):
+        flat = await smart(client, {"query": "一张发票的照片", "ocr": "发票"})
+        assert flat.status_code == 200, flat.text
+        assert ids(flat) == [favourite, near, middle, far]
+        assert ai.received[-1].text == "一张发票的照片"  # the query's vector, from the ML URL as Immich gets it
+        assert ai.received[-1].entries == {"clip": {"textual": {"modelName": TEST_MODEL, "options": {}}}}
+        tree = await smart(
+            client, {"query": "发票", "filter": {"ocr": {"matches": "发票"}, "isFavorite": {"eq": False}}}
+        )
+        assert ids(tree) == [near, middle, far]
+        assert ids(await smart(client, {"query": "x", "ocr": "发票", "isFavorite": True})) == [favourite]
+        pages = [await smart(client, {"query": "x", "ocr": "发票", "size": 3, "page": n}) for n in (1, 2)]
+        assert [ids(page) for page in pages] == [[favourite, near, middle], [far]]
+        assert [page.json()["assets"]["nextPage"] for page in pages] == ["2", None]
+        assert all("exifInfo" not in item for item in pages[0].json()["assets"]["items"])
+        with_exif = await smart(client, {"query": "x", "ocr": "发票", "withExif": True})
+        assert all("exifInfo" in item for item in with_exif.json()["assets"]["items"])
+        # By example: the example asset's stored vector ranks (near's is (1, 1, 1, 0)).
+        example = await smart(client, {"queryAssetId": near, "ocr": "发票"})
+        assert ids(example) == [near, favourite, middle, far]
+        assert ids(await smart(client, {"query": "x", "ocr": "研究生"})) == []
+        assert unembedded not in ids(flat) and world.immich.forwarded == []
+        refused = await smart(client, {"query": "x", "ocr": "发票"}, key="wrong")
+        assert refused.status_code == 401 and refused.json()["message"] == "Authentication required"
+
+
+@needs_pgvector
+async def test_smart_search_with_ocr_goes_to_immich_where_immich_must_answer(world):
+    asset = await add(world, ALICE, ["发票"])
+    await world.rows.embed(asset)
+    foreign = await add(world, EVE, ["发票"])
+    await world.rows.embed(foreign)
+    unembedded = await add(world, ALICE, ["发票"])
+    async with clip_gateway(world) as (client, ai):
+        bodies = [
+            {"query": "x", "ocr": "发票", "city": "Paris"},  # a filter the index does not apply
+            {"query": "x", "ocr": "发票", "visibility": "locked"},  # Immich checks the elevated session
+            {"query": "x", "filter": {"or": [{"ocr": {"matches": "发票"}}, {"isFavorite": {"eq": True}}]}},
+            {"ocr": "发票"},  # nothing to rank by: Immich's 400
+            {"query": "x", "ocr": "发票", "size": 0},
+            {"queryAssetId": foreign, "ocr": "发票"},  # an example the caller may not read
+            {"queryAssetId": unembedded, "ocr": "发票"},  # an example without a vector
+            {"query": "ocr:发票", "ocr": {}},  # not a string: Immich's 400
+            {"query": "x", "filter": {"ocr": "发票"}},
+        ]
+        for body in bodies:
+            answer = await smart(client, body)
+            assert answer.headers.get("x-immich-answer") == "yes" or answer.json()["statusCode"] == 400, body
+            assert orjson.loads(world.immich.forwarded[-1]["body"]) == body
+        # Smart search turned off in Immich: Immich's own answer (its 400) is the one to give.
+        await world.rows.configure({"machineLearning": {"clip": {"enabled": False, "modelName": TEST_MODEL}}})
+        before = len(ai.received)
+        await smart(client, {"query": "x", "ocr": "发票"})
+        assert orjson.loads(world.immich.forwarded[-1]["body"]) == {"query": "x", "ocr": "发票"}
+        assert len(ai.received) == before
+        # Immich's CLIP model does not fit the served one: the guard refuses, Immich answers.
+        await world.rows.configure({"machineLearning": {"clip": {"modelName": "ViT-B-32__openai"}}})
+        await smart(client, {"query": "y", "ocr": "发票"})
+        assert orjson.loads(world.immich.forwarded[-1]["body"]) == {"query": "y", "ocr": "发票"}
+    world.immich.forwarded.clear()
+    async with clip_gateway(world, ocr_field_search=False) as (client, _):
+        await smart(client, {"query": "x", "ocr": "发票"})
+        assert orjson.loads(world.immich.forwarded[-1]["body"]) == {"query": "x", "ocr": "发票"}

@@ -8,6 +8,7 @@ name what it did not apply and forward requests unchanged.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -33,14 +34,21 @@ def _rfc3339(value: object) -> object:
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
+# JavaScript's largest exact integer: Immich's validation (zod's z.int()) takes none beyond it.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def _json_int(value: object) -> object:
-    """An integer as JavaScript reads JSON: 2 and 2.0 are the same number; "2" and true are not."""
+    """An integer as JavaScript reads JSON: 2 and 2.0 are the same number; "2" and true are not,
+    nor is one beyond JavaScript's exact range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be an integer")
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError("must be an integer")
-        return int(value)
+        value = int(value)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise ValueError("must be a safe integer")
     return value
 
 
@@ -141,6 +149,24 @@ UNAPPLIED_FLAT = (
     "state",
     "tagIds",
 )
+# Fields Immich applies whenever they are present: null and "" match assets without a value.
+_FILTER_WHEN_PRESENT = ("city", "country", "lensModel", "make", "model", "rating", "state")
+
+
+def filters_in(fields: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """Which of `names` filter in `fields`, as Immich reads them: a null or empty value is no
+    filter, except where Immich matches it (a null `tagIds` keeps untagged assets; see above);
+    `isNotInAlbum: false` is none."""
+    return [
+        name
+        for name in names
+        if name in fields
+        and (
+            name in _FILTER_WHEN_PRESENT
+            or (name == "tagIds" and fields[name] is None)
+            or (fields[name] not in (None, [], "") and not (name == "isNotInAlbum" and fields[name] is False))
+        )
+    ]
 
 
 class SmartSearch(BaseModel):
@@ -150,7 +176,7 @@ class SmartSearch(BaseModel):
 
     query: str
     # Strict, as Immich's validation: "2" is not a page, 1 is not a boolean.
-    page: JsonInt = Field(default=1, ge=1)
+    page: JsonInt = Field(default=1, ge=1, le=MAX_SAFE_INTEGER)
     size: JsonInt = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     type: AssetType | None = None
     isFavorite: StrictBool | None = None
@@ -168,21 +194,52 @@ class SmartSearch(BaseModel):
 
     def unapplied(self) -> list[str]:
         """The filters of this request that the OCR ranking does not apply (Immich's CLIP does)."""
-        extra = self.model_extra or {}
-        flat = [
-            name
-            for name in UNAPPLIED_FLAT
-            if extra.get(name) not in (None, [], "") and not (name == "isNotInAlbum" and extra[name] is False)
-        ]
+        flat = filters_in(self.model_extra or {}, UNAPPLIED_FLAT)
         return flat + (self.filter.unapplied() if self.filter else [])
+
+
+class RankedSmartSearch(SmartSearch):
+    """SmartSearchDto with `ocr`: what CLIP ranks (words or an example asset) besides the filters.
+    `query` is the words without a prefix, '' when the request ranks by `queryAssetId`."""
+
+    queryAssetId: UUID | None = None
+    language: str | None = None
+    withExif: StrictBool = False
+
+
+class NotText(ValueError):
+    """An `ocr` condition that is not a string: Immich's own 400."""
+
+
+def take_ocr(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """Immich's `ocr` condition of a search request (the flat field, 3.2's top-level
+    `filter.ocr.matches`, or both: all their words must match) and the request without it; None
+    when there is none or it is blank. An `ocr` inside an `or` branch stays in the request (not
+    applied). NotText when a condition is not a string."""
+    data = dict(data)
+    words: list[object] = []
+    if "ocr" in data:
+        words.append(data.pop("ocr"))
+    tree = data.get("filter")
+    if isinstance(tree, dict) and "ocr" in tree:
+        condition = tree["ocr"]
+        if not isinstance(condition, dict) or set(condition) != {"matches"}:
+            raise NotText("filter.ocr must be {matches: string}")
+        data["filter"] = {key: value for key, value in tree.items() if key != "ocr"}
+        words.append(condition["matches"])
+    if not all(isinstance(w, str) for w in words):
+        raise NotText("ocr must be a string")
+    text = " ".join(str(w).strip() for w in words).strip()
+    return (text, data) if text else None
 
 
 # Immich's default page size of a metadata search.
 DEFAULT_METADATA_PAGE_SIZE = 250
 # MetadataSearchDto fields that shape the answer, not which assets it holds.
 ANSWER_SHAPE = ("withExif", "withPeople", "withStacked")
-# The flat filters both DTOs share and the OCR index applies: SmartSearch's, which holds their types.
-SHARED_FILTERS = tuple(name for name in SmartSearch.model_fields if name not in ("query", "page", "size", "filter"))
+# The filters both DTOs share and the OCR index applies (3.2's tree among them): SmartSearch's, which
+# holds their types.
+SHARED_FILTERS = tuple(name for name in SmartSearch.model_fields if name not in ("query", "page", "size"))
 
 
 class MetadataSearch(BaseModel):
@@ -193,7 +250,7 @@ class MetadataSearch(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     ocr: str
-    page: JsonInt = Field(default=1, ge=1)
+    page: JsonInt = Field(default=1, ge=1, le=MAX_SAFE_INTEGER)
     size: JsonInt = Field(default=DEFAULT_METADATA_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     order: Literal["asc", "desc"] = "desc"
     withExif: StrictBool = False
@@ -208,13 +265,9 @@ class MetadataSearch(BaseModel):
     def unapplied(self) -> list[str]:
         """Fields that filter, beyond what the index applies: Immich answers such a request."""
         extra = self.model_extra or {}
-        return sorted(
-            name
-            for name, value in extra.items()
-            if name not in SHARED_FILTERS + ANSWER_SHAPE
-            and value not in (None, [], "")
-            and not (name == "isNotInAlbum" and value is False)
-        )
+        tree = self.filters().filter
+        others = sorted(filters_in(extra, [name for name in extra if name not in SHARED_FILTERS + ANSWER_SHAPE]))
+        return others + (tree.unapplied() if tree else [])
 
 
 def search_response(items: list[dict[str, Any]], next_page: int | None) -> dict[str, Any]:

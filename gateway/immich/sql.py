@@ -127,6 +127,27 @@ LIMIT {limit} OFFSET {offset}
 """
 
 
+def clip_ranked_ocr_search(conditions: str, query: str, owners: str, embedding: str, limit: str, offset: str) -> str:
+    """Index rows matching `query` whose asset meets `conditions`, in the order of Immich's smart
+    search: CLIP distance to `embedding` (a vector), then id; assets without a vector are left
+    out, as Immich's inner join leaves them out."""
+    return f"""
+SELECT i.asset_id
+FROM aio.ocr_index i
+JOIN asset a ON a.id = i.asset_id
+JOIN smart_search s ON s."assetId" = i.asset_id
+WHERE i.words @@ {query} AND i.owner_id IN ({owners}) AND {conditions}
+ORDER BY s.embedding <=> {embedding}, a.id
+LIMIT {limit} OFFSET {offset}
+"""
+
+
+# Immich's saved settings (only what differs from the release's defaults), and an asset's CLIP
+# vector (a smart search by example ranks by it).
+SYSTEM_CONFIG = "SELECT value FROM system_metadata WHERE key = 'system-config'"
+ASSET_EMBEDDING = 'SELECT embedding::text FROM smart_search WHERE "assetId" = $1::uuid'
+
+
 # Asset columns the search filters read, by the name Immich's filter tree gives them.
 FILTER_COLUMNS = {
     "visibility": "a.visibility::text",

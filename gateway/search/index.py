@@ -382,7 +382,9 @@ class OcrIndex:
 
     async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
         """The query's words as tsquery text, folded and split like the documents; '' when
-        nothing is left (only stop words or punctuation)."""
+        nothing is left (only stop words or punctuation). A NUL, which no PostgreSQL text holds,
+        separates words."""
+        text = text.replace("\x00", " ")
         if self._jieba is None:
             folded = await asyncio.to_thread(fold, text)
             tokens = await pool.fetch(ZHPARSER_TOKENS, folded)
@@ -402,16 +404,22 @@ class OcrIndex:
         limit: int,
         offset: int,
         by_date: Literal["asc", "desc"] | None = None,
+        by_vector: str | None = None,
     ) -> list[str]:
         """Asset ids matching `tsquery` that `user_id` may see and `dto`'s filters keep: best
-        first, or by taken time (`by_date`) as Immich's metadata search orders them."""
+        first, or by taken time (`by_date`) as Immich's metadata search orders them, or by CLIP
+        distance to `by_vector` as Immich's smart search orders them."""
         params = Params()
         query = params.add(tsquery, "tsquery")
         me = params.add(user_id, "uuid")
         conditions = search_conditions(dto, facts, me, params)
         owners = sql.searchable_owners(me)
-        paging = params.add(limit, "int"), params.add(offset, "int")
-        if by_date is None:
+        vector = params.add(by_vector, "vector") if by_vector is not None else None
+        # bigint: a page far out (up to Immich's largest) is an empty answer, as Immich gives.
+        paging = params.add(limit, "bigint"), params.add(offset, "bigint")
+        if vector is not None:
+            statement = sql.clip_ranked_ocr_search(conditions, query, owners, vector, *paging)
+        elif by_date is None:
             statement = sql.ranked_ocr_search(conditions, query, owners, *paging)
         else:
             statement = sql.dated_ocr_search(conditions, query, owners, by_date.upper(), *paging)

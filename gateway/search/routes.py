@@ -12,8 +12,12 @@ Filters the OCR ranking does not apply are named in the `x-immich-aio-unapplied`
 mixed search whose CLIP half fails on Immich's side (5xx) is answered by the OCR ranking alone,
 with `x-immich-aio-degraded: clip-unavailable`.
 
-POST /api/search/metadata with `ocr` (Immich's OCR search type; OCR_METADATA_SEARCH): answered
-from the word index in Immich's date order, unless it carries a filter the index does not apply.
+Immich's own `ocr` field (OCR_FIELD_SEARCH), flat or as 3.2's `filter.ocr`, matched by the word
+index with Immich's semantics for each route, unless the request carries a filter the index does
+not apply (then Immich answers it):
+
+- POST /api/search/metadata (Immich's OCR search type): the matches in Immich's date order;
+- POST /api/search/smart: Immich's CLIP ranking (by the words or an example asset) of the matches.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -34,7 +39,16 @@ from aio_common.errors import ApiError, BadRequest
 from aio_common.http import JsonResponse
 from gateway import docs, metrics
 from gateway.immich.api import Credentials, ImmichRefused
-from gateway.immich.dto import MAX_PAGE_SIZE, MetadataSearch, SmartSearch, search_response
+from gateway.immich.dto import (
+    MAX_PAGE_SIZE,
+    MetadataSearch,
+    NotText,
+    RankedSmartSearch,
+    SmartSearch,
+    search_response,
+    take_ocr,
+)
+from gateway.search.clip_query import QueryVectors
 from gateway.search.hybrid import Fusion
 from gateway.search.service import SearchService
 
@@ -52,6 +66,13 @@ async def smart_search(request: Request) -> Response:
     service: SearchService = request.app.state.search
     body = await request.body()
     data = _json_object(body)
+    if data is not None and service.settings.ocr_field_search:
+        try:
+            taken = take_ocr(data)
+        except NotText:
+            return await _counted("forwarded", service.immich.forward(request, body))  # Immich names the fault
+        if taken is not None:
+            return await smart_ocr_search(request, service, body, *taken)
     query = data.get("query") if data else None
     if data is None or not isinstance(query, str):
         return await _counted("forwarded", service.immich.forward(request, body))
@@ -90,6 +111,11 @@ def _dto(data: dict[str, Any], words: str) -> SmartSearch:
         raise BadRequest(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
+class ImmichAnswers(Exception):
+    """Immich would not rank this search (smart search off, no vector to rank by): Immich's own
+    answer says why."""
+
+
 async def ocr_ranking(
     service: SearchService,
     who: Credentials,
@@ -98,16 +124,23 @@ async def ocr_ranking(
     limit: int,
     offset: int,
     by_date: Literal["asc", "desc"] | None = None,
+    by_vector: Callable[[asyncpg.Pool], Awaitable[str | None]] | None = None,
 ) -> list[str]:
-    """Asset ids of the caller's OCR hits, best first (or by date). The caller is authenticated
-    first (Immich's 401/403 raise ImmichRefused); only then is the index caught up and queried."""
+    """Asset ids of the caller's OCR hits, best first, by date, or by CLIP distance to the vector
+    `by_vector` computes (ImmichAnswers when it computes none). The caller is authenticated first
+    (Immich's 401/403 raise ImmichRefused); only then is the index caught up and queried."""
     user = await service.immich.me(who)
     async with service.searchable() as (pool, facts):
+        vector = await by_vector(pool) if by_vector is not None else None
+        if by_vector is not None and vector is None:
+            raise ImmichAnswers
         await service.index.catch_up(pool, facts, service.settings.search_catchup_limit)
         tsquery = await service.index.tsquery(pool, words)
         if not tsquery:
             return []
-        return await service.index.search(pool, facts, tsquery, dto, str(user["id"]), limit, offset, by_date)
+        return await service.index.search(
+            pool, facts, tsquery, dto, str(user["id"]), limit, offset, by_date=by_date, by_vector=vector
+        )
 
 
 async def ocr_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:
@@ -126,6 +159,42 @@ async def ocr_search(request: Request, service: SearchService, data: dict[str, A
     return response
 
 
+async def smart_ocr_search(
+    request: Request, service: SearchService, body: bytes, words: str, data: dict[str, Any]
+) -> Response:
+    """Smart search with Immich's `ocr` condition: Immich's CLIP ranking, restricted to the word
+    index's matches (Immich restricts it to its own OCR matches). A `clip:` or `ocr:` prefix of
+    the query is dropped: the query is what CLIP ranks by."""
+    query = data.get("query")
+    if isinstance(query, str):
+        match = PREFIX.match(query)
+        data = {**data, "query": (query[match.end() :] if match else query).strip()}
+    try:
+        dto = RankedSmartSearch.model_validate({"query": "", **data})
+    except ValidationError:
+        dto = None  # Immich names the fault
+    if dto is None or (not dto.query and dto.queryAssetId is None) or _unapplied("smart search with ocr", dto):
+        return await _counted("forwarded", service.immich.forward(request, body))
+    return await _counted("smart-ocr", _smart_ocr_answer(request, service, body, words, dto))
+
+
+async def _smart_ocr_answer(
+    request: Request, service: SearchService, body: bytes, words: str, dto: RankedSmartSearch
+) -> Response:
+    who = Credentials.of(request)
+    vectors: QueryVectors = request.app.state.query_vectors
+    offset = (dto.page - 1) * dto.size
+    try:
+        ids = await ocr_ranking(
+            service, who, words, dto, dto.size + 1, offset, by_vector=lambda pool: vectors.of(pool, dto, who)
+        )
+    except ImmichRefused as refused:
+        return refused.response
+    except ImmichAnswers:
+        return await service.immich.forward(request, body)
+    return await _answer(service, ids, dto.page, dto.size, dto.withExif, who)
+
+
 @router.post("/api/search/metadata", **docs.METADATA_SEARCH)  # type: ignore[arg-type]
 async def metadata_search(request: Request) -> Response:
     """Immich's own OCR search type (a metadata search with `ocr`), answered from the word index
@@ -134,21 +203,32 @@ async def metadata_search(request: Request) -> Response:
     service: SearchService = request.app.state.search
     body = await request.body()
     data = _json_object(body)
-    words = data.get("ocr") if data and service.settings.ocr_metadata_search else None
-    if not isinstance(words, str) or not words.strip() or data is None:
-        return await _counted("forwarded", service.immich.forward(request, body))
     try:
-        dto = MetadataSearch.model_validate(data)
+        taken = take_ocr(data) if data is not None and service.settings.ocr_field_search else None
+    except NotText:
+        taken = None  # Immich names the fault
+    if taken is None:
+        return await _counted("forwarded", service.immich.forward(request, body))
+    words, rest = taken
+    try:
+        dto = MetadataSearch.model_validate({**rest, "ocr": words})
         filters = dto.filters()
     except ValidationError:
         return await _counted("forwarded", service.immich.forward(request, body))  # Immich names the fault
-    # Locked photos need Immich's elevated session, which only Immich can check.
-    if unapplied := dto.unapplied() or (["visibility=locked"] if filters.visibility == "locked" else []):
-        log.info(
-            "OCR metadata search with filters the index does not apply: Immich answers", extra={"filters": unapplied}
-        )
+    if _unapplied("OCR metadata search", filters, dto.unapplied()):
         return await _counted("forwarded", service.immich.forward(request, body))
     return await _counted("metadata-ocr", _metadata_answer(request, service, dto, filters))
+
+
+def _unapplied(search: str, filters: SmartSearch, unapplied: list[str] | None = None) -> bool:
+    """Whether Immich must answer: filters the index does not apply (`unapplied`, by default the
+    smart-search fields it does not apply), or locked photos, which need Immich's elevated
+    session (only Immich can check it)."""
+    unapplied = filters.unapplied() if unapplied is None else unapplied
+    unapplied = unapplied or (["visibility=locked"] if filters.visibility == "locked" else [])
+    if unapplied:
+        log.info("%s with filters the index does not apply: Immich answers", search, extra={"filters": unapplied})
+    return bool(unapplied)
 
 
 async def _metadata_answer(
@@ -157,14 +237,21 @@ async def _metadata_answer(
     who = Credentials.of(request)
     offset = (dto.page - 1) * dto.size
     try:
-        ids = await ocr_ranking(service, who, dto.ocr.strip(), filters, dto.size + 1, offset, by_date=dto.order)
+        ids = await ocr_ranking(service, who, dto.ocr, filters, dto.size + 1, offset, by_date=dto.order)
     except ImmichRefused as refused:
         return refused.response
-    items = await service.immich.assets(ids[: dto.size], who)
-    if not dto.withExif:  # as Immich's answer: exifInfo only when asked for
+    return await _answer(service, ids, dto.page, dto.size, dto.withExif, who)
+
+
+async def _answer(
+    service: SearchService, ids: list[str], page: int, size: int, with_exif: bool, who: Credentials
+) -> Response:
+    """Immich's answer for one page of `ids` (one more than the page: is there a next page)."""
+    items = await service.immich.assets(ids[:size], who)
+    if not with_exif:  # as Immich's answer: exifInfo only when asked for
         for item in items:
             item.pop("exifInfo", None)
-    return JsonResponse(search_response(items, dto.page + 1 if len(ids) > dto.size else None))
+    return JsonResponse(search_response(items, page + 1 if len(ids) > size else None))
 
 
 async def hybrid_search(request: Request, service: SearchService, data: dict[str, Any], words: str) -> Response:

@@ -81,7 +81,7 @@ class SearchService:
             # False while the first pass after a (re)connection runs: results may be partial.
             "caughtUp": self.ready and self._synced_for == self.db.generation,
             "tokenizer": self.index.tokenizer if self.ready else None,
-            # Immich's OCR search type answered from the index (OCR_METADATA_SEARCH).
-            "metadataSearch": self.settings.ocr_metadata_search,
+            # Immich's `ocr` search field answered from the index (OCR_FIELD_SEARCH).
+            "ocrField": self.settings.ocr_field_search,
             "error": None if self.ready else (self.db.error if not self.db.up else "the OCR index is being prepared"),
         }

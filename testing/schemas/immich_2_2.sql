@@ -73,8 +73,15 @@ CREATE TABLE tag_asset (
   PRIMARY KEY ("assetsId", "tagsId")
 );
 
--- Immich's column is vector(n) (pgvector / VectorChord); a plain array stands in for it here.
+-- Immich's column is vector(n) (pgvector / VectorChord); a plain array stands in for it where the
+-- server has no pgvector (testing.immich_db makes it a vector(4) where it has).
 CREATE TABLE smart_search (
   "assetId" uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,
   embedding real[] NOT NULL
+);
+
+-- Immich's saved settings: key 'system-config' holds what differs from the release's defaults.
+CREATE TABLE system_metadata (
+  key character varying PRIMARY KEY,
+  value jsonb NOT NULL
 );

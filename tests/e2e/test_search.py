@@ -161,15 +161,29 @@ def test_no_credential_in_any_log_line(stack: Stack, photos):
     assert "/api/search/smart" in logs["gateway"]
 
 
-def test_immichs_own_ocr_search_type_through_the_proxy_is_word_precise_and_folded(stack: Stack, photos):
-    """The web app's OCR search request, through the proxy and straight to Immich."""
+@pytest.fixture
+def traps(stack: Stack, photos) -> dict[str, str]:
+    """Alice's photos whose text Immich's character pairs match wrongly or not at all (uploading
+    the same file again gives the same asset: Immich keeps one copy)."""
     alice = stack.user("alice")
-    boundary = stack.upload(alice, "boundary", ["研究生命起源", "Origin of Life"])
-    student = stack.upload(alice, "student", ["研究生招生简章", "Graduate Admissions"])
-    traditional = stack.upload(alice, "traditional", ["統一發票", "Uniform Invoice"])
-    for asset in (boundary, student, traditional):
-        eventually(lambda a=asset: stack.ocr_text(a), 180, f"Immich stored the OCR text of {asset}")
-    eventually(lambda: stack.found(alice, "起源") and stack.found(alice, "發票"), 60, "all three are indexed")
+    found = {
+        "boundary": stack.upload(alice, "boundary", ["研究生命起源", "Origin of Life"]),
+        "student": stack.upload(alice, "student", ["研究生招生简章", "Graduate Admissions"]),
+        "traditional": stack.upload(alice, "traditional", ["統一發票", "Uniform Invoice"]),
+    }
+    for asset in found.values():
+        eventually(lambda a=asset: stack.processed(a), 180, f"Immich stored OCR text and a CLIP vector for {asset}")
+    words = {"boundary": "起源", "student": "招生", "traditional": "統一"}
+    for name, word in words.items():
+        eventually(lambda n=name, w=word: found[n] in (stack.found(alice, w) or []), 60, f"{name} is indexed")
+    return found
+
+
+def test_immichs_own_ocr_search_type_through_the_proxy_is_word_precise_and_folded(stack: Stack, photos, traps):
+    """The web app's OCR search request (the mobile apps send the same route), through the proxy
+    and straight to Immich."""
+    alice = stack.user("alice")
+    boundary, student, traditional = traps["boundary"], traps["student"], traps["traditional"]
 
     def both(words: str) -> tuple[list[dict], list[dict]]:
         web = {"ocr": words, "visibility": "timeline", "page": 1, "withExif": True}
@@ -197,3 +211,28 @@ def test_immichs_own_ocr_search_type_through_the_proxy_is_word_precise_and_folde
         == []
         == stack.immich.ok("POST", "/api/search/metadata", bob, json={"ocr": "发票"})["assets"]["items"]
     )
+
+
+def test_smart_search_with_ocr_through_the_proxy_is_immichs_clip_order_over_word_matches(stack: Stack, photos, traps):
+    """Smart search with `ocr` (the web app's smart search with an OCR filter; the mobile apps'
+    context search with OCR text): through the proxy and straight to Immich."""
+    alice = stack.user("alice")
+
+    def both(dto: dict) -> tuple[list[str], list[str]]:
+        ours = httpx.post(f"{stack.proxy.url}/api/search/smart", json=dto, headers=alice.key_headers, timeout=60)
+        assert ours.status_code == 200, ours.text
+        immichs = stack.immich.ok("POST", "/api/search/smart", alice, json=dto)
+        return [i["id"] for i in ours.json()["assets"]["items"]], [i["id"] for i in immichs["assets"]["items"]]
+
+    # Where Immich's matching is right (English words), the same photos in the same CLIP order.
+    ours, immichs = both({"query": "an invoice", "ocr": "invoice"})
+    assert sorted(ours) == sorted([photos["invoice"], traps["traditional"]]) and ours == immichs
+    ours, immichs = both({"queryAssetId": photos["invoice"], "ocr": "invoice", "withExif": True})
+    assert ours == immichs and ours[0] == photos["invoice"]  # the example itself is nearest
+    # Words, not character pairs; either script.
+    ours, immichs = both({"query": "招生", "ocr": "研究生"})
+    assert ours == [traps["student"]] and traps["boundary"] in immichs
+    ours, immichs = both({"query": "发票", "ocr": "发票"})
+    assert sorted(ours) == sorted([photos["invoice"], traps["traditional"]]) and immichs == [photos["invoice"]]
+    # Immich's filters still apply: nothing of Alice's is a favourite.
+    assert both({"query": "发票", "ocr": "发票", "isFavorite": True}) == ([], [])
