@@ -354,6 +354,8 @@ async def test_immichs_own_ocr_search_type_is_answered_from_the_word_index(world
         assert ids(newest_first) == [partners, receipt, invoice]
         assert newest_first.json()["assets"]["nextPage"] is None
         assert ids(await metadata(client, {**web, "order": "asc"})) == [invoice, receipt, partners]
+        tree = {"filter": {"ocr": {"matches": "发票"}, "visibility": {"eq": "timeline"}}}  # 3.2's filter tree
+        assert ids(await metadata(client, tree)) == [partners, receipt, invoice]
         assert ids(await metadata(client, {**web, "ocr": "invoice"})) == [wide]  # any case, any width
         assert ids(await metadata(client, {**web, "ocr": "研究生"})) == [student]  # words, not characters
         # Immich's paging: page by number, nextPage while more follow.
