@@ -1,34 +1,54 @@
-# The two commands of the README: `make run` (both services on the CPU) and `make test`.
+# The two commands of the README: `make run` (both services on the CPU, without torch) and
+# `make test`.
 PYTHON ?= python3
+# What `make run` serves from: both services, torch-free (CLIP on ONNX Runtime). The tests run
+# the AI service from it too, as the CPU image runs it.
+CPU_VENV ?= .venv-cpu
+# What the tests and checks run in: torch and cn-clip (the CLIP tests make their ONNX files
+# with them), and the test tools.
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The torch-free AI service install (extra `ai-cpu`), which the tests also run.
-CPU_VENV ?= .venv-cpu
 
-.PHONY: run test install lint fuzz docs
+.PHONY: run test install lint fuzz docs onnx sdk
 
-$(BIN)/python:
+define new_venv
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+endef
 
-# Reinstall only when the project's dependencies change.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e ".[ai,gateway,test]"
+# Each is reinstalled only when the project's dependencies change.
+$(CPU_VENV)/.installed: pyproject.toml Makefile
+	$(call new_venv,$(CPU_VENV))
+	$(CPU_VENV)/bin/python -m pip install -e ".[ai-cpu,gateway]"
 	touch $@
 
-$(CPU_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(CPU_VENV)
-	$(CPU_VENV)/bin/python -m pip install --quiet -e ".[ai-cpu]"
+$(VENV)/.installed: pyproject.toml Makefile
+	$(call new_venv,$(VENV))
+	$(BIN)/python -m pip install -e ".[ai,gateway,test]"
 	touch $@
 
 install: $(VENV)/.installed $(CPU_VENV)/.installed
 
-run: install
-	BIN=$(BIN) scripts/run-local.sh
+run: $(CPU_VENV)/.installed
+	BIN=$(CPU_VENV)/bin scripts/run-local.sh
 
-test: install
+# Immich's own SDK (a real 3.2 client for the search tests), pinned by its lock file; without
+# npm those two tests skip and say so.
+sdk:
+	@if command -v npm >/dev/null; then \
+	  [ tests/sdk/node_modules/.package-lock.json -nt tests/sdk/package-lock.json ] || \
+	    npm ci --prefix tests/sdk --no-audit --no-fund --loglevel=error || \
+	    echo "npm ci failed (no registry?): the two tests that use Immich's SDK skip"; \
+	else echo "npm not found: the two tests that use Immich's SDK skip"; fi
+
+test: install sdk
 	$(BIN)/python -m pytest
+
+# CLIP_MODEL's ONNX files for `make run`, exported once with torch (fetches the checkpoint into
+# CLIP_DOWNLOAD_ROOT when online; see the README).
+onnx: $(VENV)/.installed
+	$(BIN)/python -m mt_photos_ai export-onnx
 
 # A longer fuzzing campaign than CI's, with a new seed each time.
 fuzz: install
@@ -43,4 +63,5 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	BIN=$(BIN) scripts/check-compose.sh
+	BIN=$(BIN) scripts/check-kubernetes.sh
 	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile

@@ -209,7 +209,7 @@ class Router:
                 info = await self.ai.get_json(replica, "/info", timeout=INFO_TIMEOUT)
                 served = ServedClip(str(info["clip"]["model"]), int(info["clip"]["dimension"]))
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
-                replica.last_error = f"/info failed: {exc!r}"
+                replica.failed(f"/info failed: {exc!r}")
                 continue
             changed = served != self.clip
             self.clip = served

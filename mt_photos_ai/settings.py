@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mt_photos_ai.clip_models import ClipModelName
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     api_auth_key: str = DEFAULT_KEY
     # Turn the key check off only on a private network you trust.
     api_auth_required: bool = True
+    # The port is published beyond the machine (the AI-host compose file says so): then the
+    # well-known default key, or no key check, is refused at start.
+    api_published: bool = False
 
     clip_model: ClipModelName = "ViT-B-16"
     clip_download_root: Path = Path("./models/clip")
@@ -58,6 +61,15 @@ class Settings(BaseSettings):
     # Prometheus metrics at /metrics; on a port of their own when METRICS_PORT is set.
     metrics: bool = True
     metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _published_needs_a_key(self) -> Settings:
+        if self.api_published and (self.api_auth_key == DEFAULT_KEY or not self.api_auth_required):
+            raise ValueError(
+                "API_PUBLISHED is set, so the port is reachable from other machines: set API_AUTH_KEY to a key "
+                "of your own (not the well-known default) and keep API_AUTH_REQUIRED on"
+            )
+        return self
 
     @field_validator("preload", mode="before")
     @classmethod

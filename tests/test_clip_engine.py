@@ -24,6 +24,7 @@ from mt_photos_ai.sessions.torch import VOCAB
 from mt_photos_ai.settings import Settings
 from testing.checkpoints import create_random_checkpoint
 from testing.images import encode
+from testing.servers import free_port
 
 TEXTS = [
     "猫",
@@ -121,6 +122,20 @@ def test_vectors_are_unit_length_float32_deterministic_and_batch_equals_single(c
     assert not np.allclose(texts[0], texts[1])
 
 
+def test_an_unreachable_hub_is_reported_at_once_with_where_the_weights_go(tmp_path, monkeypatch):
+    """Not offline mode, but no hub: the weights are reported missing without huggingface_hub's
+    half a minute of retries (the hub here is a port where nothing listens)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    settings = settings_for(tmp_path, "ViT-B-16", "torch").model_copy(update={"clip_auto_download": True})
+    with pytest.raises(ClipUnavailable) as failed:
+        load_clip(settings)
+    message = str(failed.value)
+    assert f"{constants.ENDPOINT} cannot be reached" in message and f"into {tmp_path}" in message
+
+
 def test_missing_corrupt_and_foreign_weights_are_named(tmp_path):
     with pytest.raises(ClipUnavailable) as missing:
         load_clip(settings_for(tmp_path, "ViT-B-16", "torch"))
@@ -128,7 +143,7 @@ def test_missing_corrupt_and_foreign_weights_are_named(tmp_path):
     # With downloads allowed, cn-clip's own hub fetch is tried and fails here (offline).
     with pytest.raises(ClipUnavailable) as failed:
         load_clip(settings_for(tmp_path, "ViT-B-16", "torch").model_copy(update={"clip_auto_download": True}))
-    assert "could not be fetched" in str(failed.value)
+    assert "could not be fetched (HF_HUB_OFFLINE is set)" in str(failed.value)
     (tmp_path / "clip_cn_vit-b-16.pt").write_bytes(b"half a download")
     with pytest.raises(ClipUnavailable) as corrupt:
         load_clip(settings_for(tmp_path, "ViT-B-16", "torch"))

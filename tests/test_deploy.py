@@ -22,10 +22,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def merged(folder: Path, *extra_env: str) -> dict:
-    """`docker compose config` in an Immich folder whose .env has our two lines (and `extra_env`)."""
+def merged(folder: Path, *profiles: str) -> dict:
+    """`docker compose config` in an Immich folder whose .env has our two lines, with `profiles`."""
+    chosen = [arg for profile in profiles for arg in ("--profile", profile)]
     done = subprocess.run(
-        [COMPOSE, "config", "--format", "json"], cwd=folder, capture_output=True, text=True, timeout=60
+        [COMPOSE, *chosen, "config", "--format", "json"], cwd=folder, capture_output=True, text=True, timeout=60
     )
     # The CLI can exit 0 on errors: its output must be the merged project and nothing else.
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
@@ -85,6 +86,12 @@ def test_the_cpu_variant(immich_folder):
     check_project(project, immich_folder)
     cpu = project["services"]["mt-photos-ai"]
     assert cpu["build"]["target"] == "cpu" and "deploy" not in cpu
+    assert "mt-photos-ai-onnx-export" not in project["services"]  # a one-off, only when asked for
+    # It makes CLIP's ONNX files into the volume the cpu service reads them from.
+    export = merged(immich_folder, "onnx-export")["services"]["mt-photos-ai-onnx-export"]
+    assert export["build"]["target"] == "onnx-export" and export["restart"] == "no"
+    assert [v["source"] for v in export["volumes"]] == [v["source"] for v in cpu["volumes"]]
+    assert export["environment"]["CLIP_DOWNLOAD_ROOT"] == cpu["environment"]["CLIP_DOWNLOAD_ROOT"]
 
 
 def test_without_aio_dir_the_merge_says_what_is_missing(tmp_path):
@@ -119,3 +126,115 @@ def test_the_juicefs_override_puts_immichs_library_on_the_mount(immich_folder: P
     assert services["juicefs"]["depends_on"]["juicefs-format"]["condition"] == "service_completed_successfully"
     assert services["juicefs-format"]["depends_on"]["juicefs-meta-db"]["condition"] == "service_completed_successfully"
     assert "juicefs status" in services["juicefs-format"]["command"][0]  # an existing volume is left alone
+
+
+def ai_host(folder: Path, env: str, *files: str, profiles: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` of the AI-host compose file (with `files` after it) and `env` as .env."""
+    (folder / ".env").write_text(env)
+    chosen = [arg for name in ("docker-compose.yml", *files) for arg in ("-f", str(ROOT / name))]
+    chosen += [arg for profile in profiles for arg in ("--profile", profile)]
+    return subprocess.run(
+        [
+            COMPOSE,
+            *chosen,
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(folder / ".env"),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_ai_host_publishes_the_ai_service_only_with_a_key_of_ones_own(tmp_path):
+    refused = ai_host(tmp_path, "")
+    assert "set API_AUTH_KEY" in refused.stderr  # no key, no project
+    done = ai_host(tmp_path, "API_AUTH_KEY=0123456789abcdef\n")
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    project = json.loads(done.stdout)
+    assert project["name"] == "immich-aio-ai" and set(project["services"]) == {"mt-photos-ai"}
+    ai = project["services"]["mt-photos-ai"]
+    assert (
+        ai["build"]["target"] == "gpu" and ai["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    )
+    assert [(p["host_ip"], p["published"], p["target"]) for p in ai["ports"]] == [("0.0.0.0", "8060", 8060)]
+    # The service itself refuses the well-known key while published (API_PUBLISHED).
+    assert ai["environment"]["API_PUBLISHED"] == "true" and ai["environment"]["API_AUTH_KEY"] == "0123456789abcdef"
+    assert [v["target"] for v in ai["volumes"]] == ["/models"] and "/ping" in ai["healthcheck"]["test"][-1]
+    local = json.loads(ai_host(tmp_path, "API_AUTH_KEY=k\nAI_BIND=127.0.0.1\nAI_PORT=9060\n").stdout)
+    assert [(p["host_ip"], p["published"]) for p in local["services"]["mt-photos-ai"]["ports"]] == [
+        ("127.0.0.1", "9060")
+    ]
+
+
+def test_the_ai_host_without_a_gpu_makes_its_onnx_files_with_a_one_off_service(tmp_path):
+    cpu = json.loads(ai_host(tmp_path, "API_AUTH_KEY=k\n", "docker-compose.cpu.yml").stdout)["services"]
+    assert set(cpu) == {"mt-photos-ai"} and cpu["mt-photos-ai"]["build"]["target"] == "cpu"
+    assert "deploy" not in cpu["mt-photos-ai"]
+    export = json.loads(
+        ai_host(tmp_path, "API_AUTH_KEY=k\n", "docker-compose.cpu.yml", profiles=("onnx-export",)).stdout
+    )
+    job = export["services"]["mt-photos-ai-onnx-export"]
+    assert job["build"]["target"] == "onnx-export" and job["restart"] == "no"
+    assert [v["source"] for v in job["volumes"]] == [v["source"] for v in cpu["mt-photos-ai"]["volumes"]]
+
+
+def test_a_published_ai_service_refuses_the_default_key():
+    from mt_photos_ai.settings import DEFAULT_KEY, Settings
+
+    for refused in ({"api_auth_key": DEFAULT_KEY}, {"api_auth_key": "own", "api_auth_required": False}):
+        with pytest.raises(ValueError, match="API_PUBLISHED is set"):
+            Settings(api_published=True, **refused)
+    assert Settings(api_published=True, api_auth_key="own").api_auth_required
+    assert Settings(api_auth_key=DEFAULT_KEY).api_auth_key == DEFAULT_KEY  # unpublished: a warning only
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+
+
+def kustomized(folder: Path) -> dict[tuple[str, str], dict]:
+    """The resources `kubectl kustomize` builds from `folder`, by kind and name."""
+    import yaml
+
+    done = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {(r["kind"], r["metadata"]["name"]): r for r in yaml.safe_load_all(done.stdout)}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (its kustomize builds the manifests)")
+def test_the_kubernetes_manifests_wire_the_services_together():
+    """What `make lint` cannot see: the names each resource points to exist, as the README says."""
+    base = kustomized(KUBERNETES / "base")
+    services = {name: r for (kind, name), r in base.items() if kind == "Service"}
+    deployments = {name: r for (kind, name), r in base.items() if kind == "Deployment"}
+    assert set(services) == set(deployments) == {"inference-gateway", "mt-photos-ai"}
+    for name, deployment in deployments.items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert (
+            container["readinessProbe"]["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/ping"
+        )
+        assert services[name]["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    settings = next(r for (kind, _), r in base.items() if kind == "ConfigMap")["data"]
+    assert settings["MT_PHOTOS_API"] == "http://mt-photos-ai:8060"  # one URL: the Service spreads the pods
+    paths = {
+        p["path"]: p["backend"]["service"]["name"]
+        for p in base[("Ingress", "immich")]["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert paths == {
+        "/api/search/smart": "inference-gateway",
+        "/api/search/metadata": "inference-gateway",
+        "/api/ai": "inference-gateway",
+        "/": "immich-server",
+    }
+    hpa = base[("HorizontalPodAutoscaler", "mt-photos-ai")]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "mt-photos-ai" and hpa["minReplicas"] >= 1
+    gpu = kustomized(KUBERNETES / "overlays" / "gpu")
+    ai = gpu[("Deployment", "mt-photos-ai")]["spec"]["template"]["spec"]
+    assert ai["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1 and ai["nodeSelector"]
+    assert ai["containers"][0]["image"].endswith(":gpu") and ("Job", "mt-photos-ai-onnx-export") not in gpu

@@ -19,6 +19,7 @@ from testing.images import text_image
 from testing.ml import FACE_ENTRIES, OCR_ENTRIES, clip_entries, immich_request
 from testing.servers import free_port, serve
 from testing.standins import Behaviour, fake_ai, stock_immich_ml
+from testing.waiting import eventually
 
 LINES = ["增值税电子普通发票", "Hello World 2024"]
 
@@ -43,6 +44,10 @@ def standin(factory, behaviour=None):
 
 def predict(client, entries, **payload):
     return client.post("/predict", **immich_request(entries, **payload))
+
+
+def replicas(client: httpx.Client, backend: str = "mt-photos-ai") -> list[dict]:
+    return client.get("/health").json()["backends"][backend]["replicas"]
 
 
 def dead_url() -> str:
@@ -196,7 +201,7 @@ def test_a_failed_replica_is_retried_once_on_another():
 def test_unhealthy_replicas_get_no_requests():
     with standin(fake_ai, Behaviour(ping_status=503)) as (sick_url, sick), standin(fake_ai) as (well_url, well):
         with gateway(mt_photos_api=f"{sick_url},{well_url}", immich_api=dead_url()) as client:
-            time.sleep(0.5)
+            eventually(lambda: not replicas(client)[0]["healthy"], 10, "the sick replica is marked down", interval=0.05)
             for _ in range(5):
                 predict(client, clip_entries("textual", "ViT-B-16__openai"), text="猫")
             health = client.get("/health").json()["backends"]["mt-photos-ai"]["replicas"]
@@ -207,11 +212,9 @@ def test_unhealthy_replicas_get_no_requests():
 def test_a_flapping_replica_comes_back():
     behaviour = Behaviour(ping_status=503)
     with standin(fake_ai, behaviour) as (url, _), gateway(mt_photos_api=url, immich_api=dead_url()) as client:
-        time.sleep(0.5)
-        assert client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"] is False
+        eventually(lambda: not replicas(client)[0]["healthy"], 10, "the replica is marked down", interval=0.05)
         behaviour.ping_status = 200
-        time.sleep(0.6)
-        assert client.get("/health").json()["backends"]["mt-photos-ai"]["healthy"] is True
+        eventually(lambda: replicas(client)[0]["healthy"], 10, "the replica is marked up again", interval=0.05)
 
 
 async def test_requests_go_to_the_least_busy_replica():
@@ -221,7 +224,10 @@ async def test_requests_go_to_the_least_busy_replica():
             async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as http:
                 request = immich_request(clip_entries("textual", "ViT-B-16__openai"), text="猫")
                 first = asyncio.create_task(http.post("/predict", **request))
-                await asyncio.sleep(0.3)  # the first request is now in flight on one replica
+                # The first request is in flight on one replica (the stand-ins record on arrival).
+                await asyncio.to_thread(
+                    eventually, lambda: slow.received or fast.received, 10, "the first request arrived", interval=0.01
+                )
                 others = [await http.post("/predict", **request) for _ in range(3)]
                 await first
     assert all(r.status_code == 200 for r in others)
@@ -245,6 +251,18 @@ def test_failure_statuses():
     with standin(fake_ai, Behaviour(status=500)) as (url, _), gateway(mt_photos_api=url) as client:
         failed = predict(client, entries, **text)
         assert failed.status_code == 502 and "replica failed (500)" in failed.json()["detail"]
+    # The AI service's 503 (a model it cannot load now) is a 503, with its reason, and /health
+    # shows it with its time until the replica next answers well.
+    behaviour = Behaviour(status=503)
+    with standin(fake_ai, behaviour) as (url, _), gateway(mt_photos_api=url) as client:
+        unavailable = predict(client, entries, **text)
+        assert unavailable.status_code == 503 and "replica failed (503)" in unavailable.json()["detail"]
+        [replica] = client.get("/health").json()["backends"]["mt-photos-ai"]["replicas"]
+        assert "replica failed (503)" in replica["lastError"] and replica["lastErrorAt"]
+        behaviour.status = 200
+        assert predict(client, entries, **text).status_code == 200
+        [replica] = client.get("/health").json()["backends"]["mt-photos-ai"]["replicas"]
+        assert replica["lastError"] is None and replica["lastErrorAt"] is None
     with standin(fake_ai, Behaviour(status=422)) as (url, _), gateway(mt_photos_api=url) as client:
         passed = predict(client, entries, **text)
         assert passed.status_code == 422 and passed.json() == {"detail": "replica failed (422)"}

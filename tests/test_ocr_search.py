@@ -18,9 +18,10 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from testing.immich_db import DIMENSION, HAS_PGVECTOR, World, immich_world
+from testing.immich_db import DIMENSION, World, immich_world
 from testing.servers import free_port, serve
 from testing.standins import Behaviour, fake_ai
+from tests.conftest import needs_pgvector
 
 ALICE, BOB, EVE = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {ALICE: "alice-key", BOB: "bob-key", EVE: "eve-key"}
@@ -400,18 +401,6 @@ async def test_other_metadata_searches_go_to_immich_unchanged(world):
         assert (await client.get("/health")).json()["ocrSearch"]["ocrField"] is False
 
 
-def _pgvector_installed() -> bool:
-    found = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", HAS_PGVECTOR], capture_output=True, text=True, check=False
-    )
-    return found.stdout.strip() == "t"
-
-
-needs_pgvector = pytest.mark.skipif(
-    not _pgvector_installed(),
-    reason="pgvector is not installed in the local PostgreSQL (scripts/build-pg-extensions.sh builds it from "
-    "third_party/)",
-)
 # A CLIP model of the stand-in's dimension, as an operator declares one Immich's table lacks.
 TEST_MODEL = "test-clip-4d"
 

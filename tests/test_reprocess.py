@@ -19,6 +19,7 @@ from gateway.reprocess import cli
 from gateway.settings import Settings
 from testing.immich_db import World, immich_world
 from testing.servers import serve
+from testing.waiting import eventually
 
 OWNER, OTHER, ADMIN = (str(uuid.uuid4()) for _ in range(3))
 KEYS = {OWNER: "owner-key", OTHER: "other-key", ADMIN: "admin-key"}
@@ -272,8 +273,12 @@ async def test_all_missing_starts_the_queues_and_follows_them_to_the_end(world, 
     assets = [await world.rows.asset(OWNER) for _ in range(3)]  # previews, no OCR text, no CLIP vector
 
     async def immich_works() -> None:
+        # As Immich: the jobs run once their queues are started, which is after the count.
+        def started() -> bool:
+            return sorted(world.immich.started()) == ["ocr", "smartSearch"]
+
+        await asyncio.to_thread(eventually, started, 30, "both queues started", interval=0.01)
         for asset in assets:
-            await asyncio.sleep(0.1)
             await world.rows.ocr(asset, ["发票"])
             await world.rows.embed(asset)
 

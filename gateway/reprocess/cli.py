@@ -26,7 +26,7 @@ STALL_AFTER_S = 300.0
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway reprocess", description=__doc__)
+    parser = argparse.ArgumentParser(prog="immich-gateway reprocess", description=__doc__)
     parser.add_argument("assets", nargs="*", help="asset ids to re-process")
     parser.add_argument("--ocr", action="store_true", help="regenerate OCR text (default: both)")
     parser.add_argument("--clip", action="store_true", help="regenerate the CLIP vector (default: both)")

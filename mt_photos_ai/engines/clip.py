@@ -139,8 +139,9 @@ def load_clip(settings: Settings) -> ClipEngine:
             + (
                 f"They are made from {weights} on first load; it is missing and could not be fetched."
                 if torch_installed()
-                else "This install has no torch to make them: run `python -m mt_photos_ai export-onnx` where "
-                "torch is installed (the GPU image) and copy that folder here."
+                else "This install has no torch to make them: run `make onnx` in a checkout, the "
+                "mt-photos-ai-onnx-export service of docker-compose.aio-cpu.yml, or `python -m mt_photos_ai "
+                "export-onnx` wherever torch is installed, with the same CLIP_DOWNLOAD_ROOT (or copy that folder here)."
             )
         )
     try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from mt_photos_ai.clip_models import ClipModel
 from mt_photos_ai.sessions import ClipUnavailable
 
 VOCAB = Path(cn_clip.__file__).parent / "vocab.txt"
+# How long the hub may take to answer before the weights count as unfetchable (offline).
+HUB_PROBE_TIMEOUT = 5.0
 
 
 def load_model(model: ClipModel, root: Path, device: str, auto_download: bool) -> Any:
@@ -26,6 +30,8 @@ def load_model(model: ClipModel, root: Path, device: str, auto_download: bool) -
     weights = root / model.weights
     if not weights.is_file() and not auto_download:
         raise ClipUnavailable(_missing(model, weights, "CLIP_AUTO_DOWNLOAD is off"))
+    if not weights.is_file() and (offline := _hub_unreachable()):
+        raise ClipUnavailable(_missing(model, weights, offline))
     try:
         # cn-clip prints its configs on stdout; keep them out of the service's log stream.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -49,6 +55,22 @@ def load_model(model: ClipModel, root: Path, device: str, auto_download: bool) -
             f"Delete it and download {weights.name} again."
         ) from exc
     return loaded.eval()
+
+
+def _hub_unreachable() -> str | None:
+    """Why the weights cannot be fetched now (None: the hub answers), found at once: offline,
+    huggingface_hub would retry for about half a minute before giving up."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=HUB_PROBE_TIMEOUT)
+    except urllib.error.HTTPError:
+        return None  # an answer, whatever its status: the hub is reachable
+    except (OSError, ValueError) as exc:
+        return f"{constants.ENDPOINT} cannot be reached: {exc}"
+    return None
 
 
 def _missing(model: ClipModel, weights: Path, cause: str) -> str:
