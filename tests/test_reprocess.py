@@ -188,8 +188,12 @@ async def test_tagged_photos_are_reprocessed_then_untagged_the_way_immich_untags
     admin_tag = await world.rows.tag(ADMIN, "AI/Reprocess", [admins])
     await world.rows.tag(OWNER, "Holiday", [other])
     world.immich.jobs_status = 500
-    async with gateway(world):
-        await asyncio.sleep(1.0)
+    async with gateway(world) as client:
+
+        async def queuing_failed() -> bool:
+            return (await client.get("/health")).json()["loops"]["reprocess"]["lastError"] is not None
+
+        await until(queuing_failed)
         # Queuing failed: the photos are reset but keep their tag.
         assert (await world.rows.state(mine[0]))["tags"] == 1
         world.immich.jobs_status = 200
