@@ -71,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router.on_missing_results = healer.note_missing
 
         async def watch_backends() -> None:
-            ai_came_up, _ = await asyncio.gather(ai.check_all(), immich.check_all())
-            if ai_came_up or router.clip.dimension is None:
+            await asyncio.gather(ai.check_all(), immich.check_all())
+            if any(replica.healthy for replica in ai.replicas):  # the served models, as they are now
                 await router.refresh_clip_info()
 
         async def heal() -> None:
@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "clip": clip,
             "ocr": {
                 "maxDetectionSide": router.max_detection_side,
+                **router.ocr_model,
                 "note": "Immich's OCR maxResolution scales the short side; the AI service caps the long side "
                 "of the detector's input at maxDetectionSide pixels.",
             },

@@ -56,8 +56,10 @@ class Router:
         self.immich = immich
         self.names = ClipNames(settings.clip_extra_models)
         self.clip = ServedClip()
-        # The AI service's bound on the OCR detector's input (Immich's maxResolution has none).
+        # The AI service's bound on the OCR detector's input (Immich's maxResolution has none),
+        # and its OCR model: asked for, served, and why the bundled one serves when it does.
         self.max_detection_side: int | None = None
+        self.ocr_model: dict[str, Any] = {}
         # The last CLIP refusal's reason (for /health), and the names already logged once.
         self.clip_refusal: str | None = None
         self._refusals_logged: set[str] = set()
@@ -213,7 +215,9 @@ class Router:
                 continue
             changed = served != self.clip
             self.clip = served
-            self.max_detection_side = info.get("ocr", {}).get("maxDetectionSide")
+            ocr = info.get("ocr") or {}
+            self.max_detection_side = ocr.get("maxDetectionSide")
+            self.ocr_model = {key: ocr.get(key) for key in ("asked", "models", "fallback")}
             if changed:
                 log.warning(
                     "AI service serves Chinese-CLIP %s (%s dimensions): set Immich's CLIP model to %s "

@@ -129,7 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "maxDetectionSide": MAX_DETECTION_SIDE,
                 "maxUpscale": MAX_UPSCALE,
                 "angleClassifier": settings.ocr_angle_classifier,
+                # The model name asked for (Immich's, else OCR_MODEL), the files that serve it,
+                # and why the bundled models serve instead, when they do.
+                "asked": runtime.ocr_asked or None,
                 "models": ocr_engine.models if ocr_engine else None,
+                "fallback": runtime.ocr_model.missing if runtime.ocr_model else None,
                 "providers": ocr_engine.providers if ocr_engine else None,
                 **runtime.ocr.state(),
             },

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     clip_batch_wait_ms: float = Field(default=5.0, ge=0)
     clip_batch_size: int = Field(default=32, ge=1)
 
+    # The OCR model served until Immich names one (its admin setting, e.g. PP-OCRv5_mobile);
+    # empty = the models bundled in the rapidocr wheel. MT Photos' /ocr uses whichever serves.
+    ocr_model: str = ""
+    # Where PP-OCRv5 files are found, in the stock Immich ML server's cache layout
+    # (<name>/detection/model.onnx, <name>/recognition/model.onnx), and fetched to when missing.
+    ocr_model_dir: Path = Path("./models/ocr")
+    ocr_auto_download: bool = True
     # RapidOCR's text-line angle classifier: reads upside-down and sideways text.
     ocr_angle_classifier: bool = True
     # onnxruntime's CPU memory arena for OCR: faster, and its memory is kept (see README).

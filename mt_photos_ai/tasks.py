@@ -80,4 +80,4 @@ class Tasks:
                 result = engine.read(decoded.image, options)
             return ReadText(result, decoded.width, decoded.height)
 
-        return await self.runtime.run(self.runtime.ocr, read)
+        return await self.runtime.run(self.runtime.ocr_for(options.model), read)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import numpy as np
 import orjson
@@ -213,3 +215,39 @@ def test_auth_can_be_turned_off(ai_settings):
     with serve(create_app(ai_settings.model_copy(update={"api_auth_required": False}))) as url:
         answer = httpx.post(f"{url}/clip/txt", json={"text": "猫"}, timeout=60)
         assert answer.status_code == 200 and len(answer.json()["result"]) == 1024
+
+
+def test_the_ocr_model_immich_asks_for_is_served_or_the_fallback_is_named(ai_settings, ppocrv5_dir, caplog):
+    """PP-OCRv5 mobile from OCR_MODEL_DIR when Immich asks for it; a model that is not there is
+    answered by the bundled one, said once at WARNING and in /info (and so in the gateway's
+    /health), never silently."""
+    from mt_photos_ai.app import create_app
+
+    settings = ai_settings.model_copy(update={"ocr_model_dir": ppocrv5_dir})
+    image = text_image(["增值税电子普通发票"]).data
+
+    def asking(model: str) -> dict:
+        return {
+            "ocr": {
+                "detection": {"modelName": model, "options": {"minScore": 0.5, "maxResolution": 736}},
+                "recognition": {"modelName": model, "options": {"minScore": 0.8}},
+            }
+        }
+
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        v5 = predict(c, asking("PP-OCRv5_mobile"), image=image)
+        info = c.get("/info", headers=KEY).json()["ocr"]
+        assert v5.json()["ocr"]["text"] == ["增值税电子普通发票"]
+        assert info["asked"] == "PP-OCRv5_mobile" and info["fallback"] is None
+        assert info["models"][0] == "PP-OCRv5 det mobile" and info["models"][-1] == "PP-OCRv5 rec mobile"
+        with caplog.at_level(logging.WARNING, logger="mt_photos_ai.runtime"):
+            for _ in range(2):
+                server = predict(c, asking("PP-OCRv5_server"), image=image)
+                assert server.json()["ocr"]["text"] == ["增值税电子普通发票"]
+        info = c.get("/info", headers=KEY).json()["ocr"]
+        assert info["asked"] == "PP-OCRv5_server" and "PP-OCRv5_server is not in" in info["fallback"]
+        assert not info["models"][0].startswith("PP-OCRv5")
+        warnings = [r.getMessage() for r in caplog.records if "serving the bundled" in r.getMessage()]
+        assert len(warnings) == 1 and "PP-OCRv5_server" in warnings[0]
+        # MT Photos names no model: it gets whichever serves.
+        assert c.post("/ocr", headers=KEY, files={"file": ("a.jpg", image)}).json()["result"]["texts"]

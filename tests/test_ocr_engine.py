@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from mt_photos_ai.engines.ocr import OcrOptions, reading_order
-from testing.images import text_image
+from testing.images import encode, text_image
 
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区咖啡店"]
 
 
 def read(engine, data: bytes, **options):
-    import io
-
     return engine.read(Image.open(io.BytesIO(data)).convert("RGB"), OcrOptions(**options))
 
 
@@ -125,3 +125,41 @@ def test_without_the_angle_classifier_upside_down_text_is_lost():
 
     upside_down = _image(text_image(LINES[:2]).data).rotate(180)
     assert OcrEngine("cpu", angle_classifier=False).read(upside_down, OcrOptions()).texts != LINES[:2]
+
+
+@pytest.fixture(scope="module", params=["bundled", "PP-OCRv5_mobile"])
+def engine_of_each_version(request, ppocrv5_dir):
+    """The engine on the wheel's bundled models, and on PP-OCRv5 mobile: one code path."""
+    from mt_photos_ai.engines.ocr import OcrEngine
+    from mt_photos_ai.engines.ocr_models import BUNDLED, choose
+
+    model = BUNDLED if request.param == "bundled" else choose(request.param, ppocrv5_dir, auto_download=False)
+    return OcrEngine("cpu", angle_classifier=True, model=model)
+
+
+def test_each_model_version_reads_the_lines_in_order(engine_of_each_version):
+    image = text_image(LINES)
+    result = read(engine_of_each_version, image.data)
+    # PP-OCRv5 mobile reads "HelloWorld": spaces between words are each model's own.
+    assert [t.replace(" ", "") for t in result.texts] == [line.replace(" ", "") for line in LINES]
+    assert all(score > 0.8 for score in result.text_scores)
+    upside_down = Image.open(io.BytesIO(text_image(["增值税电子普通发票"], size=(900, 200)).data)).rotate(180)
+    assert read(engine_of_each_version, encode(upside_down)).texts == ["增值税电子普通发票"]  # the classifier
+
+
+def test_the_asked_model_is_served_from_its_folder_or_the_bundled_one_says_why(ppocrv5_dir, tmp_path):
+    from mt_photos_ai.engines.ocr_models import choose
+
+    found = choose("PP-OCRv5_mobile", ppocrv5_dir, auto_download=False)
+    assert not found.bundled and found.missing is None
+    assert found.detection == ppocrv5_dir / "PP-OCRv5_mobile" / "detection" / "model.onnx"
+    # A language prefix names the recognition model; detection is shared (the stock server's layout).
+    english = choose("EN__PP-OCRv5_mobile", ppocrv5_dir, auto_download=False)
+    assert english.bundled and "EN__PP-OCRv5_mobile/recognition/model.onnx is missing" in english.missing
+    server = choose("PP-OCRv5_server", ppocrv5_dir, auto_download=False)
+    assert server.bundled and "OCR_AUTO_DOWNLOAD is off" in server.missing
+    # Online users get the files from RapidOCR's hub; here the fetch fails at once, and says so.
+    offline = choose("PP-OCRv5_server", tmp_path, auto_download=True)
+    assert offline.bundled and "could not be fetched" in offline.missing
+    assert choose("x", ppocrv5_dir, auto_download=True).missing.startswith("x is not a model this service knows")
+    assert choose("", ppocrv5_dir, auto_download=True) == choose("", tmp_path, auto_download=False)  # none asked

@@ -112,7 +112,7 @@ def _check_served(entries: p.Entries) -> None:
 def _ocr_options(ocr: dict[str, p.EntryConfig]) -> OcrOptions:
     detection = p.parse_options(p.DetectionOptions, ocr[p.DETECTION].options, "ocr.detection")
     recognition = p.parse_options(p.RecognitionOptions, ocr[p.RECOGNITION].options, "ocr.recognition")
-    return OcrOptions(detection.minScore, detection.maxResolution, recognition.minScore)
+    return OcrOptions(detection.minScore, detection.maxResolution, recognition.minScore, ocr[p.RECOGNITION].modelName)
 
 
 def immich_ocr_answer(result: OcrResult, width: int, height: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Chinese + English OCR on RapidOCR's ONNX models (shipped in the wheel), with Immich's semantics.
+"""Chinese + English OCR on RapidOCR's ONNX models (the wheel's, or the PP-OCRv5 model Immich
+asks for: engines/ocr_models.py), with Immich's semantics.
 
 Immich's own OCR model decides how the image is scaled, which boxes and lines are kept and in
 what order they come back; this engine does the same so Immich stores the same kind of rows.
@@ -20,6 +21,9 @@ from rapidocr.main import DEFAULT_CFG_PATH, root_dir
 from rapidocr.utils.log import logger as rapidocr_logger
 from rapidocr.utils.parse_parameters import ParseParams
 from rapidocr.utils.process_img import get_rotate_crop_image
+from rapidocr.utils.typings import LangRec, ModelType, OCRVersion
+
+from mt_photos_ai.engines.ocr_models import BUNDLED, VERSION, OcrModel, language_and_base
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ class OcrOptions:
     box_min_score: float = 0.5
     max_resolution: int = 736
     text_min_score: float = 0.8
+    # The model Immich's request names (its recognition model's name); None: whichever serves.
+    model: str | None = None
 
 
 @dataclass
@@ -50,18 +56,30 @@ class OcrResult:
 
 
 class OcrEngine:
-    """RapidOCR's detector, angle classifier (optional) and recognizer, each built once."""
+    """RapidOCR's detector, angle classifier (optional) and recognizer, each built once, from
+    `model`'s files or the wheel's bundled ones: every model version takes the same path."""
 
-    def __init__(self, device: str, angle_classifier: bool = True, cpu_arena: bool = True) -> None:
+    def __init__(
+        self, device: str, angle_classifier: bool = True, cpu_arena: bool = True, model: OcrModel = BUNDLED
+    ) -> None:
         rapidocr_logger.setLevel(logging.WARNING)  # its own (non-JSON) lines: warnings only
-        config = ParseParams.update_batch(
-            ParseParams.load(DEFAULT_CFG_PATH),
-            {
-                "Global.log_level": "warning",
-                "EngineConfig.onnxruntime.use_cuda": device == "cuda",
-                "EngineConfig.onnxruntime.enable_cpu_mem_arena": cpu_arena,
-            },
-        )
+        changes: dict[str, object] = {
+            "Global.log_level": "warning",
+            "EngineConfig.onnxruntime.use_cuda": device == "cuda",
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": cpu_arena,
+        }
+        if not model.bundled:
+            language, base = language_and_base(model.asked)
+            size = ModelType(base.partition("_")[2])
+            for part, path in (("Det", model.detection), ("Rec", model.recognition)):
+                changes |= {
+                    f"{part}.model_path": str(path),
+                    f"{part}.ocr_version": OCRVersion(VERSION),
+                    f"{part}.model_type": size,
+                }
+            changes["Rec.lang_type"] = LangRec(language)
+        config = ParseParams.update_batch(ParseParams.load(DEFAULT_CFG_PATH), changes)
+        self.model = model
         parts = (config.Det, config.Cls, config.Rec)
         for part in parts:
             part.engine_cfg = config.EngineConfig[part.engine_type.value]
