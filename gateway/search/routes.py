@@ -35,7 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from aio_common.errors import ApiError, BadRequest
+from aio_common.errors import ApiError, BadRequest, Unavailable
 from aio_common.http import JsonResponse
 from gateway import docs, metrics
 from gateway.immich.api import Credentials, ImmichRefused
@@ -192,7 +192,18 @@ async def _smart_ocr_answer(
         return refused.response
     except ImmichAnswers:
         return await service.immich.forward(request, body)
+    except Unavailable as exc:
+        return await _immichs_matching(request, service, body, exc)
     return await _answer(service, ids, dto.page, dto.size, dto.withExif, who)
+
+
+async def _immichs_matching(request: Request, service: SearchService, body: bytes, exc: Unavailable) -> Response:
+    """Without the word index (its database is down, or it is being prepared), Immich answers a
+    search with its own `ocr` field itself, by its own matching, and the header says so."""
+    log.warning("Immich's ocr field without the word index: Immich's own matching answers (%s)", exc.message)
+    response = await service.immich.forward(request, body)
+    response.headers[DEGRADED_HEADER] = "ocr-index-unavailable"
+    return response
 
 
 @router.post("/api/search/metadata", **docs.METADATA_SEARCH)  # type: ignore[arg-type]
@@ -217,7 +228,7 @@ async def metadata_search(request: Request) -> Response:
         return await _counted("forwarded", service.immich.forward(request, body))  # Immich names the fault
     if _unapplied("OCR metadata search", filters, dto.unapplied()):
         return await _counted("forwarded", service.immich.forward(request, body))
-    return await _counted("metadata-ocr", _metadata_answer(request, service, dto, filters))
+    return await _counted("metadata-ocr", _metadata_answer(request, service, body, dto, filters))
 
 
 def _unapplied(search: str, filters: SmartSearch, unapplied: list[str] | None = None) -> bool:
@@ -232,7 +243,7 @@ def _unapplied(search: str, filters: SmartSearch, unapplied: list[str] | None = 
 
 
 async def _metadata_answer(
-    request: Request, service: SearchService, dto: MetadataSearch, filters: SmartSearch
+    request: Request, service: SearchService, body: bytes, dto: MetadataSearch, filters: SmartSearch
 ) -> Response:
     who = Credentials.of(request)
     offset = (dto.page - 1) * dto.size
@@ -240,6 +251,8 @@ async def _metadata_answer(
         ids = await ocr_ranking(service, who, dto.ocr, filters, dto.size + 1, offset, by_date=dto.order)
     except ImmichRefused as refused:
         return refused.response
+    except Unavailable as exc:
+        return await _immichs_matching(request, service, body, exc)
     return await _answer(service, ids, dto.page, dto.size, dto.withExif, who)
 
 

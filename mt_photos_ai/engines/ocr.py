@@ -33,8 +33,10 @@ LINE_Y_TOLERANCE = 10
 # Immich scales the short side to maxResolution (any value >= 1); a large value, or a long thin
 # image, would make the detector's input enormous, so its long side is capped here (/info says so).
 MAX_DETECTION_SIDE = 4096
-# ... and enlarges a small image at most this much: beyond, it gains no detail, only cost.
-MAX_UPSCALE = 4.0
+# ... and never enlarges a small image, as the stock server's resize does not: enlarging gains
+# no detail, only cost (bench/ocr_vs_stock.py: 4x made a 200x700 image 5-10x slower to read, and
+# split its line in two).
+MAX_UPSCALE = 1.0
 
 
 @dataclass(frozen=True)

