@@ -170,7 +170,9 @@ class Runtime:
         settings = self.settings
 
         def build(model: OcrModel) -> OcrEngine:
-            return OcrEngine(device, settings.ocr_angle_classifier, settings.ocr_cpu_arena, model)
+            return OcrEngine(
+                device, settings.ocr_angle_classifier, settings.ocr_cpu_arena, model, settings.resolved_ocr_threads
+            )
 
         model = choose(self.ocr_asked, settings.ocr_model_dir, settings.ocr_auto_download)
         engine: OcrEngine | None = None

@@ -163,3 +163,14 @@ def test_the_asked_model_is_served_from_its_folder_or_the_bundled_one_says_why(p
     assert offline.bundled and "could not be fetched" in offline.missing
     assert choose("x", ppocrv5_dir, auto_download=True).missing.startswith("x is not a model this service knows")
     assert choose("", ppocrv5_dir, auto_download=True) == choose("", tmp_path, auto_download=False)  # none asked
+
+
+def test_ocr_threads_share_the_cores_among_the_request_threads():
+    import os
+
+    from mt_photos_ai.settings import Settings
+
+    cores = os.cpu_count() or 1
+    assert Settings(request_threads=2).resolved_ocr_threads == max(1, cores // 2)
+    assert Settings(request_threads=cores * 4).resolved_ocr_threads == 1
+    assert Settings(request_threads=2, ocr_threads=3).resolved_ocr_threads == 3

@@ -62,13 +62,19 @@ class OcrEngine:
     `model`'s files or the wheel's bundled ones: every model version takes the same path."""
 
     def __init__(
-        self, device: str, angle_classifier: bool = True, cpu_arena: bool = True, model: OcrModel = BUNDLED
+        self,
+        device: str,
+        angle_classifier: bool = True,
+        cpu_arena: bool = True,
+        model: OcrModel = BUNDLED,
+        threads: int = 0,
     ) -> None:
         rapidocr_logger.setLevel(logging.WARNING)  # its own (non-JSON) lines: warnings only
         changes: dict[str, object] = {
             "Global.log_level": "warning",
             "EngineConfig.onnxruntime.use_cuda": device == "cuda",
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": cpu_arena,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
         }
         if not model.bundled:
             language, base = language_and_base(model.asked)
