@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 
 from aio_common import openapi as o
 from aio_common.background import Loops
-from aio_common.errors import BackendTimedOut, Unavailable
+from aio_common.errors import BackendFailed, BackendTimedOut, Unavailable
 from aio_common.http import BodyLimitMiddleware, install_error_handlers, keys_equal
 from aio_common.metrics import install as install_metrics
 from aio_common.metrics import separate_server
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_AI_KEY = "mt_photos_ai_extra"
 # What the loops meet while Immich or its database is not up yet, or down: a WARNING, no traceback.
 OUTAGES = (*NOT_UP_ERRORS, Unavailable, BackendTimedOut)
+# ... and, for the loops that call Immich's API, Immich answering 5xx (as it does while its own
+# database restarts).
+IMMICH_OUTAGES = (*OUTAGES, BackendFailed)
 MESSAGE: o.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
 HEALTH: o.Schema = {
     "type": "object",
@@ -94,9 +97,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if services.reprocessor.admin is not None:
             loops.add(
-                "reprocess", services.reprocessor.loop_step, settings.sync_interval, max_backoff=300, expected=OUTAGES
+                "reprocess",
+                services.reprocessor.loop_step,
+                settings.sync_interval,
+                max_backoff=300,
+                expected=IMMICH_OUTAGES,
             )
-            loops.add("heal", heal, settings.health_interval, max_backoff=60, expected=OUTAGES)
+            loops.add("heal", heal, settings.health_interval, max_backoff=60, expected=IMMICH_OUTAGES)
         else:
             log.info("IMMICH_ADMIN_API_KEY is not set: re-processing and self-healing after outages are off")
         loops.start()

@@ -302,3 +302,29 @@ async def test_following_stops_when_immich_makes_no_progress(world, capsys):
     await cli.run(settings_for(world), [], True, ocr=True, clip=False, follow_every=0.05, stall_after=0.3)
     out = capsys.readouterr().out
     assert "results still missing: 1, and none was made in 0.3 s" in out and "Administration, Jobs" in out
+
+
+async def test_the_loop_never_starts_the_queues_a_request_is_about_to_start(world):
+    """The background loop's step between a request's reset and its queue start finds nothing
+    to start: the request claimed its rows when it noted them (under load the loop used to take
+    them, and the request answered that it queued nothing)."""
+    from gateway.services import Services
+
+    services = Services(settings_for(world))
+    try:
+        await services.db.ensure()
+        reprocessor = services.reprocessor
+        asset = await photo(world)
+        start, loop_steps = reprocessor._start, []
+
+        async def the_loop_runs_first(claimed):
+            reprocessor._start = start  # type: ignore[method-assign]  # the loop's own step, unpatched
+            loop_steps.append(await reprocessor.start_pending())
+            return await start(claimed)
+
+        reprocessor._start = the_loop_runs_first  # type: ignore[method-assign]
+        outcome = await reprocessor.reprocess([uuid.UUID(asset)], ocr=True, clip=True)
+    finally:
+        await services.close()
+    assert loop_steps[0].started == [] and outcome.started == ["ocr", "smartSearch"]
+    assert world.immich.started() == ["ocr", "smartSearch"]  # each queue once

@@ -98,3 +98,22 @@ def test_a_refused_clip_name_is_logged_once_shown_in_health_and_heals_when_fixed
         assert "refused" not in client.get("/health").json()["clip"]
         # Immich went without vectors meanwhile: its smart-search queue is started for them.
         wait_for(lambda: immich.started() == ["smartSearch"], "the smart-search queue is started")
+
+
+def test_immich_failing_a_queue_start_is_a_warning_and_the_queue_stays_owed(caplog):
+    """Immich answers 500 to a job start while its own database restarts (seen on the real
+    3.1.0 and 2.7.5): an expected outage, one WARNING line, no traceback; the queue stays owed
+    and is started once Immich answers again."""
+    with healing_gateway() as (behaviour, immich, client):
+        immich.jobs_status = 500
+        behaviour.status = 500  # a request the AI service fails: the OCR queue is owed
+        image = text_image(["停电"]).data
+        with caplog.at_level("WARNING", logger="aio_common.background"):
+            assert client.post("/predict", **immich_request(OCR_ENTRIES, image=image)).status_code >= 500
+            behaviour.status = 200
+            wait_for(lambda: client.get("/health").json()["loops"]["heal"]["lastError"], "the start failed")
+            assert client.get("/health").json()["selfHealing"]["owedQueues"] == ["ocr"]
+            immich.jobs_status = 200
+            wait_for(lambda: immich.started() == ["ocr"], "the OCR queue is started")
+        heal_lines = [r for r in caplog.records if "heal" in r.getMessage()]
+        assert heal_lines and all(r.levelname == "WARNING" and not r.exc_info for r in heal_lines)

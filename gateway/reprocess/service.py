@@ -1,9 +1,11 @@
 """Re-processing through Immich's own jobs, so Immich keeps writing its own tables.
 
 1. In one transaction: reset the asset's result in Immich's tables (ocrAt to NULL; its
-   smart_search row deleted) and note the queues to start in `aio.reprocess_pending`.
-2. Claim the pending rows (a committed `claimed_until`), so no other gateway or loop starts the
-   same queues; no transaction is open while Immich is called.
+   smart_search row deleted) and note the queues to start in `aio.reprocess_pending`, claimed
+   (a committed `claimed_until`) by this request, so no other gateway or loop starts the same
+   queues; no transaction is open while Immich is called.
+2. The background loop claims the pending rows no one holds (left by a crash, a refusal or an
+   unreachable Immich) the same way.
 3. Start each queue without force (`PUT /api/jobs/{queue}`): Immich recomputes exactly the
    missing results through our /predict. Then clear the rows of the queues started. A queue
    that is already running stays pending (its claim released) and is started again by the
@@ -32,16 +34,18 @@ OCR_QUEUE = "ocr"
 CLIP_QUEUE = "smartSearch"
 FEATURE = "Re-processing"
 
-NOTE_PENDING = """
-INSERT INTO aio.reprocess_pending (asset_id, queue)
-SELECT a, q FROM unnest($1::uuid[]) a, unnest($2::text[]) q
-ON CONFLICT (asset_id, queue) DO UPDATE SET claimed_until = NULL
+# Noted and claimed by the request that resets them, in one statement: the background loop
+# never starts a queue for a request that is about to start it itself.
+NOTE_CLAIMED = """
+INSERT INTO aio.reprocess_pending (asset_id, queue, claimed_until)
+SELECT a, q, now() + $3::interval FROM unnest($1::uuid[]) a, unnest($2::text[]) q
+ON CONFLICT (asset_id, queue) DO UPDATE SET claimed_until = excluded.claimed_until
+RETURNING asset_id, queue, claimed_until
 """
 CLAIM = """
 UPDATE aio.reprocess_pending
-SET claimed_until = now() + $2::interval
-WHERE ($1::uuid[] IS NULL OR asset_id = ANY($1::uuid[]))
-  AND (claimed_until IS NULL OR claimed_until < now())
+SET claimed_until = now() + $1::interval
+WHERE claimed_until IS NULL OR claimed_until < now()
 RETURNING asset_id, queue, claimed_until
 """
 CLEAR = """
@@ -90,16 +94,21 @@ class Reprocessor:
                 await conn.execute(sql.RESET_OCR, asset_ids)
             if clip:
                 await conn.execute(sql.RESET_CLIP, asset_ids)
-            await conn.execute(NOTE_PENDING, asset_ids, queues)
-        outcome = await self.start_pending(asset_ids)
+            claimed = await conn.fetch(NOTE_CLAIMED, asset_ids, queues, self.claim_for)
+        outcome = await self._start(claimed)
         log.info("re-processing queued", extra={"assets": len(asset_ids), **outcome.__dict__})
         return outcome
 
-    async def start_pending(self, asset_ids: list[uuid.UUID] | None = None) -> Started:
-        """Claim the pending resets (of `asset_ids`, or all), start their queues, clear them."""
-        admin = self.require_admin()
+    async def start_pending(self) -> Started:
+        """Claim the pending resets no one holds, start their queues, clear them."""
+        self.require_admin()
         async with self.db.use(FEATURE) as (pool, _):
-            claimed = await pool.fetch(CLAIM, asset_ids, self.claim_for)
+            claimed = await pool.fetch(CLAIM, self.claim_for)
+        return await self._start(claimed)
+
+    async def _start(self, claimed: list[Any]) -> Started:
+        """Start the queues of the `claimed` rows; clear the rows of those started."""
+        admin = self.require_admin()
         outcome = Started()
         for queue in dict.fromkeys(row["queue"] for row in claimed):
             try:
