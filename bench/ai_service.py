@@ -10,11 +10,14 @@
 4. /ping while 4 OCR requests saturate both cores.
 5. Resident memory of the service with both models loaded: the full install (RUNTIME=torch) vs
    the torch-free install (`.venv-cpu`, ONNX files), when that install exists.
-Run: `.venv/bin/python -m bench.ai_service`
+`--busy` runs every figure beside a process doing what Immich's thumbnail jobs do (decode a
+photo, make a preview and a thumbnail, encode them), as on a host shared with Immich.
+Run: `.venv/bin/python -m bench.ai_service [--busy]`
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
 import os
@@ -30,7 +33,7 @@ import httpx
 import psutil
 
 from aio_common.protocol import predict_body
-from bench.common import percentile, summary
+from bench.common import percentile, summary, thumbnail_jobs
 from testing.checkpoints import create_random_checkpoint
 from testing.images import text_image
 from testing.ml import OCR_ENTRIES, clip_entries
@@ -121,8 +124,11 @@ def alternate(call: Callable[[str], float], pairs: list[tuple[str, str]]) -> Non
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--busy", action="store_true", help="beside a process doing Immich's thumbnail jobs")
+    busy = parser.parse_args().busy
     image = text_image(LINES, size=(1440, 1080), font_size=44).data
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root, thumbnail_jobs(busy) as start_busy:
         create_random_checkpoint("ViT-B-16", Path(root))
         env = {"CLIP_MODEL": "ViT-B-16", "CLIP_DOWNLOAD_ROOT": root, "DEVICE": "cpu", "CLIP_AUTO_DOWNLOAD": "false"}
         onnx = start_worker({**env, "RUNTIME": "onnx"}, image)  # its first load exports the ONNX files
@@ -131,6 +137,8 @@ def main() -> None:
         def on(task: str) -> float:
             runtime, _, name = task.partition(": ")
             return (onnx if runtime == "onnx" else torch)(name)
+
+        start_busy()  # the workers are up: the load runs from the first figure on
 
         print("=== 1. CLIP: ONNX Runtime vs torch (same checkpoint, each in its own process, CPU) ===")
         alternate(on, [("onnx: clip image", "torch: clip image"), ("onnx: clip text", "torch: clip text")])

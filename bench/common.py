@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import multiprocessing
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from multiprocessing.synchronize import Event
+
+from PIL import Image
+
+from testing.images import encode
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -35,3 +43,32 @@ def summary(latencies: list[float]) -> str:
     return (
         f"p50 {statistics.median(latencies):7.2f} ms  p99 {percentile(latencies, 0.99):7.2f} ms  (n={len(latencies)})"
     )
+
+
+def _thumbnail_loop(stop: Event) -> None:
+    """What Immich's thumbnail jobs do, in a loop: decode a 12 MP photo, make a preview and a
+    thumbnail, encode both."""
+    photo = encode(Image.effect_noise((4000, 3000), 64).convert("RGB"), "JPEG", quality=90)
+    while not stop.is_set():
+        image = Image.open(io.BytesIO(photo))
+        image.load()
+        preview = image.copy()
+        preview.thumbnail((1440, 1440))
+        thumbnail = preview.copy()
+        thumbnail.thumbnail((250, 250))
+        encode(preview, "JPEG", quality=80)
+        encode(thumbnail, "WEBP", quality=80)
+
+
+@contextlib.contextmanager
+def thumbnail_jobs(wanted: bool) -> Iterator[Callable[[], None]]:
+    """`--busy`: yields a function that starts a process doing Immich's thumbnail work beside
+    the measurement (when `wanted`); it stops when the block ends."""
+    stop = multiprocessing.Event()
+    busy = multiprocessing.Process(target=_thumbnail_loop, args=(stop,), daemon=True) if wanted else None
+    try:
+        yield (busy.start if busy else lambda: None)
+    finally:
+        if busy and busy.is_alive():
+            stop.set()
+            busy.join(10)

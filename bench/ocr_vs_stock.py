@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import multiprocessing
 import statistics
 import tempfile
 import time
@@ -32,7 +31,7 @@ import httpx
 from PIL import Image
 
 from aio_common.protocol import predict_body
-from bench.common import load
+from bench.common import load, thumbnail_jobs
 from testing.images import encode, text_image
 from testing.ml import OCR_ENTRIES
 from testing.ocr_files import ppocrv5_mobile
@@ -89,20 +88,6 @@ def found(texts: list[str], lines: list[str]) -> int:
     return sum(unicodedata.normalize("NFKC", line).replace(" ", "") in joined for line in lines)
 
 
-def thumbnail_jobs(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
-    """What Immich's thumbnail jobs do, in a loop: decode, preview, thumbnail, encode."""
-    photo = encode(Image.effect_noise((4000, 3000), 64).convert("RGB"), "JPEG", quality=90)
-    while not stop.is_set():
-        image = Image.open(io.BytesIO(photo))
-        image.load()
-        preview = image.copy()
-        preview.thumbnail((1440, 1440))
-        thumbnail = preview.copy()
-        thumbnail.thumbnail((250, 250))
-        encode(preview, "JPEG", quality=80)
-        encode(thumbnail, "WEBP", quality=80)
-
-
 async def throughput(url: str, sample: Sample, concurrency: int, requests: int) -> float:
     body, content_type = request(sample)
     async with httpx.AsyncClient(timeout=120) as client:
@@ -123,9 +108,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ocr-vs-stock-"))
     models = ppocrv5_mobile(work / "ocr", work / "wheels")
     env = {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
-    stop = multiprocessing.Event()
-    busy = multiprocessing.Process(target=thumbnail_jobs, args=(stop,), daemon=True) if args.busy else None
-    with server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, _), httpx.Client(timeout=120) as client:
+    with (
+        thumbnail_jobs(args.busy) as start_busy,
+        server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, _),
+        httpx.Client(timeout=120) as client,
+    ):
         systems = {"ours": ours, "stock": args.stock_url.rstrip("/")}
         cases = samples()
         for url in systems.values():  # warm: both load their models before any timing
@@ -133,8 +120,7 @@ def main() -> None:
                 read(client, url, sample)
         info = client.get(f"{ours}/info", headers=KEY).json()["ocr"]
         print(f"ours serves {info['models']} (asked {info['asked']}); stock: {systems['stock']}")
-        if busy:
-            busy.start()
+        start_busy()
         times: dict[str, dict[str, list[float]]] = {name: {"preview": [], "small": []} for name in systems}
         hits: dict[str, int] = dict.fromkeys(systems, 0)
         misses: dict[str, list[str]] = {name: [] for name in systems}
@@ -151,9 +137,6 @@ def main() -> None:
         rates = {}
         for name, url in systems.items():
             rates[name] = asyncio.run(throughput(url, cases[0], 2, 24))
-        if busy:
-            stop.set()
-            busy.join(10)
     total = sum(len(sample.lines) for sample in cases)
     median = {
         name: {kind: statistics.median(values) * 1000 for kind, values in kinds.items()}

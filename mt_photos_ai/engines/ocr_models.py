@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# rapidocr's downloader logs a failed fetch at ERROR; the caller says it once, at WARNING, with
+# what serves instead (offline is an expected state, not an error).
+_download_log = logging.getLogger(f"{__name__}.download")
+_download_log.setLevel(logging.CRITICAL)
 
 # Immich's model names: the sizes its admin setting offers, and the default it sends.
 SIZES = ("mobile", "server")
@@ -84,5 +88,5 @@ def _download(language: str, size: str, detection: Path, recognition: Path) -> N
         info = InferSession.get_model_url(FileInfo(EngineType.ONNXRUNTIME, OCRVersion.PPOCRV5, task, lang, model_type))
         path.parent.mkdir(parents=True, exist_ok=True)
         DownloadFile.run(
-            DownloadFileInput(file_url=info["model_dir"], sha256=info["SHA256"], save_path=path, logger=log)
+            DownloadFileInput(file_url=info["model_dir"], sha256=info["SHA256"], save_path=path, logger=_download_log)
         )

@@ -122,6 +122,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "DEVICE": "cpu",
             "PRELOAD": "ocr,clip",
             "LOG_LEVEL": "INFO",
+            # Immich asks for PP-OCRv5_mobile: offline, its fetch fails and the bundled models serve.
+            "OCR_MODEL_DIR": str(work / "ocr-models"),
         },
         "HTTP_PORT",
         work / "ai.log",
