@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,6 +113,10 @@ class ImmichServer:
     process: subprocess.Popen[bytes] | None = None
     admin: User | None = None
     users: dict[str, User] = field(default_factory=dict)
+    # Times Immich exited on its own and was started again (see `_supervise`).
+    restarts: int = 0
+    _stopping: bool = False
+    _supervisor: threading.Thread | None = None
 
     @property
     def major(self) -> int:
@@ -130,8 +135,25 @@ class ImmichServer:
         )
         log.close()
         self.wait_until(self._pong, START_TIMEOUT, "Immich answered /api/server/ping")
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+            self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Start Immich again when it exits on its own, as its container's restart policy
+        (`restart: always` in Immich's compose file) does: 2.7.5's API worker can exit when its
+        database connection breaks in the middle of a write."""
+        while self.process is not None:
+            code = self.process.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            with self.log_path.open("a") as log:
+                log.write(f"\n[test harness] Immich exited ({code}); started again, as a restart policy does\n")
+            self.start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -1,9 +1,11 @@
 """Faults in the real topology: the AI service down, the gateway killed mid-search, the database
-restarted. After each, nothing is lost and nobody has to start a job by hand."""
+restarted, Immich itself dying. After each, nothing is lost and nobody has to start a job by hand."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -94,3 +96,16 @@ def test_a_database_restart_loses_nothing(stack: Stack, photos):
     asset = stack.upload(alice, "after-restart", ["数据库重启之后", "After Restart"])
     eventually(lambda: stack.processed(asset), 180, "processed after the restart")
     assert eventually(lambda: stack.found(alice, "重启"), 60, "indexed after the restart") == [asset]
+
+
+def test_immich_exiting_is_started_again_and_searches_come_back(stack: Stack, photos):
+    """Immich's process dies (2.7.5's API worker did so once here when its database connection
+    broke mid-write): started again as its container's restart policy does, the gateway's
+    searches answer again with the same photos."""
+    alice = stack.user("alice")
+    before = eventually(lambda: stack.found(alice, "咖啡"), 60, "the cafe is indexed")
+    restarts = stack.immich.restarts
+    assert stack.immich.process is not None
+    os.killpg(stack.immich.process.pid, signal.SIGKILL)
+    eventually(lambda: stack.immich.restarts == restarts + 1, 120, "Immich is started again")
+    assert eventually(lambda: stack.found(alice, "咖啡"), 120, "ocr: answers after Immich is back") == before
