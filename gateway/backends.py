@@ -133,12 +133,13 @@ class Backend:
             finally:
                 replica.in_flight -= 1
                 in_flight.dec()
-            if reply.status == 503:  # the backend says why it cannot serve now: passed on as it is
-                failure = Unavailable(f"{self.name} at {replica.url} is unavailable: {_message(reply)}")
-                replica.failed(failure.message)
-                continue
             if reply.status >= 500:
-                failure = BackendFailed(f"{self.name} at {replica.url} failed with {reply.status}: {_message(reply)}")
+                # A 503 says why the backend cannot serve now: passed on as a 503.
+                failure = (
+                    Unavailable(f"{self.name} at {replica.url} is unavailable: {_message(reply)}")
+                    if reply.status == 503
+                    else BackendFailed(f"{self.name} at {replica.url} failed with {reply.status}: {_message(reply)}")
+                )
                 replica.failed(failure.message)
                 continue
             replica.answered()

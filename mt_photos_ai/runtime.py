@@ -19,7 +19,7 @@ from aio_common.errors import ApiError, Busy, ModelUnavailable
 from mt_photos_ai import metrics
 from mt_photos_ai.engines.clip import ClipEngine, load_clip
 from mt_photos_ai.engines.ocr import OcrEngine
-from mt_photos_ai.engines.ocr_models import BUNDLED, OcrModel, choose
+from mt_photos_ai.engines.ocr_models import OcrModel, choose
 from mt_photos_ai.sessions import ClipUnavailable
 from mt_photos_ai.settings import Preloadable, Settings
 
@@ -175,14 +175,13 @@ class Runtime:
             )
 
         model = choose(self.ocr_asked, settings.ocr_model_dir, settings.ocr_auto_download)
-        engine: OcrEngine | None = None
-        if not model.bundled:
-            try:
-                engine = build(model)
-            except Exception as exc:  # onnxruntime's kinds for a damaged file
-                model = OcrModel(model.asked, missing=f"{model.asked}'s files could not be loaded: {exc}"[:600])
-        if engine is None:
-            engine = build(model if model.missing else BUNDLED)
+        try:
+            engine = build(model)  # a model that cannot be served has no files: the bundled ones
+        except Exception as exc:  # onnxruntime's kinds for a damaged file
+            if model.bundled:
+                raise
+            model = OcrModel(model.asked, missing=f"{model.asked}'s files could not be loaded: {exc}"[:600])
+            engine = build(model)
         if model.missing and model.asked not in self._ocr_fallbacks_logged:
             self._ocr_fallbacks_logged.add(model.asked)
             log.warning("OCR: %s; serving the bundled %s instead", model.missing, ", ".join(engine.models))

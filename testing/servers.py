@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def server_process(
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    _until_pong(process, url, 120, f"{module} did not start")
+    _until_pong(process, url, 120, lambda: f"{module} did not start")
     try:
         yield url, process.pid
     finally:
@@ -64,8 +64,9 @@ def server_process(
         process.wait(10)
 
 
-def _until_pong(process: subprocess.Popen[bytes], url: str, timeout: float, failure: str) -> None:
-    """Wait until `url`/ping answers; kill `process` and raise `failure` if it exits or times out."""
+def _until_pong(process: subprocess.Popen[bytes], url: str, timeout: float, failure: Callable[[], str]) -> None:
+    """Wait until `url`/ping answers; kill `process` and raise `failure()` (read then: a log as it
+    is at the failure) if it exits or times out."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -75,7 +76,7 @@ def _until_pong(process: subprocess.Popen[bytes], url: str, timeout: float, fail
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(failure)
+            raise RuntimeError(failure())
         time.sleep(0.1)
 
 
@@ -94,7 +95,7 @@ class ServiceProcess:
     def start(self, timeout: float = 180) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out, stderr=out)
-        _until_pong(self.process, self.url, timeout, f"{self.module} did not start:\n{self.log_text()[-3000:]}")
+        _until_pong(self.process, self.url, timeout, lambda: f"{self.module} did not start:\n{self.log_text()[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind, as a crash or an OOM kill."""

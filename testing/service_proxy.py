@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from testing.servers import free_port
@@ -19,7 +19,6 @@ class Endpoints:
     """The servers behind the Service (URLs); a test edits `ready` as a rollout would."""
 
     ready: list[str]
-    connections: list[str] = field(default_factory=list)  # the endpoint each connection went to
     _turn: int = 0
 
     def next(self) -> str | None:
@@ -48,7 +47,6 @@ def service(endpoints: Endpoints) -> Iterator[str]:
 
     async def connection(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         chosen = endpoints.next()
-        endpoints.connections.append(chosen or "")
         try:
             if chosen is None:
                 raise ConnectionRefusedError
@@ -67,8 +65,10 @@ def service(endpoints: Endpoints) -> Iterator[str]:
         async with server:
             await stop.wait()
             server.close()
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:  # connections still piping
+        piping = asyncio.all_tasks() - {asyncio.current_task()}  # connections still open
+        for task in piping:
             task.cancel()
+        await asyncio.gather(*piping, return_exceptions=True)
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     thread.start()

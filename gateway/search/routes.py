@@ -76,9 +76,7 @@ async def smart_search(request: Request) -> Response:
     query = data.get("query") if data else None
     if data is None or not isinstance(query, str):
         return await _counted("forwarded", service.immich.forward(request, body))
-    match = PREFIX.match(query)
-    words = query[match.end() :].strip() if match else query.strip()
-    mode = match.group(1).lower() if match else None
+    mode, words = _prefixed(query)
     if mode == "clip":
         return await _counted("clip", service.immich.forward(request, orjson.dumps({**data, "query": words})))
     if mode == "ocr":
@@ -86,6 +84,12 @@ async def smart_search(request: Request) -> Response:
     if not service.settings.hybrid_search or not words:
         return await _counted("forwarded", service.immich.forward(request, body))
     return await _counted("mixed", hybrid_search(request, service, data, words))
+
+
+def _prefixed(query: str) -> tuple[str | None, str]:
+    """A query's `ocr:` or `clip:` prefix (lower case; None without one) and its words."""
+    match = PREFIX.match(query)
+    return (match.group(1).lower(), query[match.end() :].strip()) if match else (None, query.strip())
 
 
 async def _counted(kind: str, answer: Awaitable[Response]) -> Response:
@@ -167,8 +171,7 @@ async def smart_ocr_search(
     the query is dropped: the query is what CLIP ranks by."""
     query = data.get("query")
     if isinstance(query, str):
-        match = PREFIX.match(query)
-        data = {**data, "query": (query[match.end() :] if match else query).strip()}
+        data = {**data, "query": _prefixed(query)[1]}
     try:
         dto = RankedSmartSearch.model_validate({"query": "", **data})
     except ValidationError:

@@ -87,7 +87,6 @@ class OcrEngine:
                 }
             changes["Rec.lang_type"] = LangRec(language)
         config = ParseParams.update_batch(ParseParams.load(DEFAULT_CFG_PATH), changes)
-        self.model = model
         parts = (config.Det, config.Cls, config.Rec)
         for part in parts:
             part.engine_cfg = config.EngineConfig[part.engine_type.value]
