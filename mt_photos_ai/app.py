@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.model_ttl > 0:
             # Off the event loop: an unload may wait for a load that holds the slot.
             loops.add("unload-idle", lambda: asyncio.to_thread(runtime.unload_idle), max(1.0, settings.model_ttl / 4))
+        if settings.idle_memory_release_s > 0:
+            interval = max(0.1, settings.idle_memory_release_s / 4)
+            loops.add("release-idle-memory", lambda: asyncio.to_thread(runtime.release_idle_memory), interval)
         loops.start()
         with contextlib.ExitStack() as exit_stack:
             if settings.metrics and settings.metrics_port:

@@ -48,6 +48,11 @@ MODEL_LOAD_FAILURES = Counter(
 MODEL_UNLOADS = Counter(
     "aio_ai_model_unloads", "Models unloaded (MODEL_TTL or /restart)", ["model"], registry=_registry
 )
+MEMORY_RELEASES = Counter(
+    "aio_ai_memory_releases",
+    "Times the idle service gave OCR's working memory and the heap's free pages back (IDLE_MEMORY_RELEASE_S)",
+    registry=_registry,
+)
 
 # Present from the start, at 0, so a dashboard shows them before the first request.
 for _model, _stages in (("clip", ("decode", "preprocess", "forward")), ("ocr", ("decode", "forward"))):

@@ -20,6 +20,7 @@ from mt_photos_ai import metrics
 from mt_photos_ai.engines.clip import ClipEngine, load_clip
 from mt_photos_ai.engines.ocr import OcrEngine
 from mt_photos_ai.engines.ocr_models import OcrModel, choose
+from mt_photos_ai.memory import return_free_heap
 from mt_photos_ai.sessions import ClipUnavailable
 from mt_photos_ai.settings import Preloadable, Settings
 
@@ -80,6 +81,7 @@ class ModelSlot(Generic[E]):
                     log.error("model %s unavailable", self.name, extra={"error": str(exc)})
                     raise ModelUnavailable(str(exc)) from None
                 self._failure = None
+                return_free_heap()  # what loading freed: the parsed files, unpacked weights
                 self.loaded_at, self.load_seconds = time.time(), time.monotonic() - started
                 metrics.MODEL_LOAD_SECONDS.labels(self.name).observe(self.load_seconds)
                 metrics.MODEL_LOADED.labels(self.name).set(1)
@@ -91,6 +93,8 @@ class ModelSlot(Generic[E]):
             engine, self._engine = self._engine, None
             if engine is not None:
                 engine.release()
+                engine = None  # the last reference but those of requests still running
+                return_free_heap()
                 metrics.MODEL_LOADED.labels(self.name).set(0)
                 metrics.MODEL_UNLOADS.labels(self.name).inc()
                 log.info("model %s unloaded", self.name)
@@ -150,6 +154,8 @@ class Runtime:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inference")
         self._capacity = threads + settings.max_queued_requests
         self._pending = 0
+        # When the last request finished, while its working memory is still held; else None.
+        self._idle_since: float | None = None
 
     def slot(self, name: Preloadable) -> ModelSlot[Any]:
         return self.clip if name == "clip" else self.ocr
@@ -206,6 +212,8 @@ class Runtime:
         finally:
             self._pending -= 1
             admitted.abandon()
+            if self._pending == 0:
+                self._idle_since = time.monotonic()
 
     async def load(self, names: Iterable[Preloadable]) -> None:
         for name in names:
@@ -224,6 +232,22 @@ class Runtime:
         for slot in (self.clip, self.ocr):
             if slot.current is not None and now - slot.last_used > self.settings.model_ttl:
                 slot.unload()
+
+    def release_idle_memory(self) -> bool:
+        """One pass of the IDLE_MEMORY_RELEASE_S loop: once no request has run for that long,
+        shrink OCR's arenas and return the heap's free pages (the next request allocates what
+        it needs again). True when it released."""
+        idle_since = self._idle_since
+        if self._pending or idle_since is None:
+            return False
+        if time.monotonic() - idle_since < self.settings.idle_memory_release_s:
+            return False
+        self._idle_since = None
+        if (ocr := self.ocr.current) is not None:
+            ocr.release_working_memory()
+        return_free_heap()
+        metrics.MEMORY_RELEASES.inc()
+        return True
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Comma-separated: clip,ocr
     preload: Annotated[list[Preloadable], NoDecode] = []
     model_ttl: int = Field(default=0, ge=0)
+    # Seconds without a request after which OCR's working memory (ONNX Runtime's arenas) and the
+    # heap's free pages go back to the OS; 0 = kept. While requests come, they are kept.
+    idle_memory_release_s: float = Field(default=10.0, ge=0)
 
     max_request_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 100_000_000

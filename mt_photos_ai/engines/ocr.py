@@ -24,6 +24,7 @@ from rapidocr.utils.process_img import get_rotate_crop_image
 from rapidocr.utils.typings import LangRec, ModelType, OCRVersion
 
 from mt_photos_ai.engines.ocr_models import BUNDLED, VERSION, OcrModel, language_and_base
+from mt_photos_ai.memory import shrink_arena
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,20 @@ class OcrEngine:
             if part is not config.Cls or angle_classifier
         ]
         self.providers = self.detector.session.session.get_providers()
+        # The arenas idle_release shrinks: the CPU ones, where they are on.
+        self._arenas = [
+            part.session.session
+            for part in (self.detector, self.classifier, self.recognizer)
+            if part is not None and cpu_arena and self.providers[0] == "CPUExecutionProvider"
+        ]
 
     def release(self) -> None:
         """Nothing to free by hand: the sessions go with the engine."""
+
+    def release_working_memory(self) -> None:
+        """Free what the arenas hold beyond the models: the next read allocates it again."""
+        for session in self._arenas:
+            shrink_arena(session)
 
     def read(self, image: Image.Image, options: OcrOptions) -> OcrResult:
         width, height = image.size
