@@ -1,7 +1,7 @@
 """Giving memory back to the OS: the heap's free pages, and ONNX Runtime's arenas when idle.
 
 Loading a model frees as much as it keeps (the parsed file, unpacked weights), and glibc keeps
-the freed pages (bench/ai_service.py: 150-230 MiB per CLIP file). ONNX Runtime's CPU arena keeps
+the freed pages (measured here: 150-230 MiB per CLIP file). ONNX Runtime's CPU arena keeps
 the largest working set it ever needed (OCR's detector: about 230 MiB on one 1440 px preview).
 Both are kept while requests come, where they make the next one fast, and given back once the
 service is idle.

@@ -3,6 +3,8 @@ cn-clip serves every route, with CLIP from the files exported by the full instal
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
+from mt_photos_ai.clip_models import MODELS
+from mt_photos_ai.sessions.onnx import OnnxFiles
 from testing.images import text_image
 from testing.ml import OCR_ENTRIES, clip_entries, immich_request
 from testing.servers import server_process
@@ -59,6 +63,25 @@ def test_every_route_answers_without_torch(clip_root, clip_engine):
     assert len(mt_text.json()["result"]) == len(mt_image.json()["result"]) == 1024
     assert visual.json()["imageWidth"] == 1440
     assert check.json()["result"] == restart.json()["result"] == "pass"
+
+
+def test_an_older_export_is_served_with_a_warning(clip_root, clip_engine, tmp_path, capfd):
+    model = MODELS["RN50"]
+    shutil.copytree(OnnxFiles(clip_root, model).directory, OnnxFiles(tmp_path, model).directory)
+    (tmp_path / model.weights).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(clip_root / model.weights, tmp_path / model.weights)
+    files = OnnxFiles(tmp_path, model)
+    config = json.loads(files.config.read_text())
+    files.config.write_text(json.dumps({**config, "format": config["format"] - 1}))
+    env = {"CLIP_MODEL": "RN50", "CLIP_DOWNLOAD_ROOT": str(tmp_path), "PRELOAD": "clip", "CLIP_AUTO_DOWNLOAD": "false"}
+    with server_process("mt_photos_ai", env, "HTTP_PORT", python=str(CPU_PYTHON)) as (url, _):
+        with httpx.Client(base_url=url, timeout=120, headers=KEY) as client:
+            text = client.post("/clip/txt", json={"text": "一只猫"}).json()["result"]
+    vector = np.array(text, float)
+    assert float(vector @ clip_engine.encode_texts(["一只猫"])[0]) >= 0.9999
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "serving them as they are" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0] and "export-onnx" in warnings[0]
+    assert json.loads(files.config.read_text())["format"] == config["format"] - 1  # left as it was
 
 
 def _merge(request: dict) -> dict:

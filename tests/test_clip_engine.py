@@ -93,7 +93,7 @@ def test_onnx_vectors_equal_torchs(model, clip_root, vit_root):
     assert cosine(onnx.encode_texts(TEXTS), padded).min() >= 0.9999
 
 
-def test_exported_files_are_cached_and_remade_for_a_new_checkpoint(tmp_path):
+def test_exported_files_are_cached_and_remade_for_a_new_checkpoint_or_export(tmp_path):
     create_random_checkpoint("RN50", tmp_path, seed=1)
     files = OnnxFiles(tmp_path, MODELS["RN50"])
     first = load_clip(settings_for(tmp_path, "RN50", "auto"))
@@ -104,6 +104,10 @@ def test_exported_files_are_cached_and_remade_for_a_new_checkpoint(tmp_path):
     again = load_clip(settings_for(tmp_path, "RN50", "auto"))
     assert files.visual.stat().st_mtime_ns == made  # reused
     np.testing.assert_allclose(again.encode_texts(["猫"]), first.encode_texts(["猫"]), atol=1e-6)
+    files.config.write_text(json.dumps({**config, "format": config["format"] - 1}))  # an older export
+    load_clip(settings_for(tmp_path, "RN50", "auto"))
+    assert files.visual.stat().st_mtime_ns != made and json.loads(files.config.read_text()) == config
+    made = files.visual.stat().st_mtime_ns
     create_random_checkpoint("RN50", tmp_path, seed=2)  # another checkpoint: exported again
     remade = load_clip(settings_for(tmp_path, "RN50", "auto"))
     assert files.visual.stat().st_mtime_ns != made

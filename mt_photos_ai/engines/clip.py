@@ -132,6 +132,14 @@ def load_clip(settings: Settings) -> ClipEngine:
             raise ClipUnavailable(
                 f"Exporting CLIP model {model.name} to ONNX failed: {type(exc).__name__}: {exc}"
             ) from exc
+    elif wanted and files.complete():
+        log.warning(
+            "The ONNX files in %s were not made from %s by this release's export (another checkpoint, or "
+            "an older export with a slower image graph); serving them as they are: run export-onnx where "
+            "torch is installed to make them again",
+            files.directory,
+            weights,
+        )
     if not files.complete():
         raise ClipUnavailable(
             f"CLIP model {model.name} on ONNX Runtime needs its exported files in {files.directory} "

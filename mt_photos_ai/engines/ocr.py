@@ -102,7 +102,7 @@ class OcrEngine:
             if part is not config.Cls or angle_classifier
         ]
         self.providers = self.detector.session.session.get_providers()
-        # The arenas idle_release shrinks: the CPU ones, where they are on.
+        # The arenas release_working_memory shrinks: the CPU ones, where they are on.
         self._arenas = [
             part.session.session
             for part in (self.detector, self.classifier, self.recognizer)

@@ -18,6 +18,10 @@ import onnxruntime as ort
 
 from mt_photos_ai.clip_models import ClipModel
 
+# The export's own version, in config.json: files of an older one are made again where torch is
+# (2: the image graph runs its last block for the class token alone).
+EXPORT_FORMAT = 2
+
 
 class OnnxFiles:
     def __init__(self, root: Path, model: ClipModel) -> None:
@@ -36,8 +40,11 @@ class OnnxFiles:
         return config
 
     def made_from(self, weights: Path) -> bool:
-        """Whether the files were exported from this very checkpoint file."""
-        return bool(self.complete() and self.read_config().get("checkpoint") == checkpoint_stamp(weights))
+        """Whether the files were exported from this very checkpoint file, by this export."""
+        if not self.complete():
+            return False
+        config = self.read_config()
+        return config.get("checkpoint") == checkpoint_stamp(weights) and config.get("format") == EXPORT_FORMAT
 
 
 def checkpoint_stamp(weights: Path) -> dict[str, Any]:
@@ -55,6 +62,12 @@ class OnnxClipSession:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        # Without a GPU nothing is batched (engines/clip.py): a batch axis fixed at 1 lets ONNX
+        # Runtime fold the graph's shape arithmetic and fuse its MatMul+Add pairs into Gemm
+        # (bench/clip_vs_upstream.py: the image graph as fast as a file exported for one image).
+        self._one_at_a_time = device != "cuda"
+        if self._one_at_a_time:
+            options.add_free_dimension_override_by_name("batch", 1)
         wanted = ["CUDAExecutionProvider"] if device == "cuda" else []
         providers = [p for p in wanted if p in ort.get_available_providers()] + ["CPUExecutionProvider"]
         self._visual = ort.InferenceSession(str(files.visual), options, providers=providers)
@@ -63,11 +76,18 @@ class OnnxClipSession:
         self.vocab = files.vocab
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self._visual.run(None, {"pixels": pixels})[0]
-        return out
+        return self._run(self._visual, {"pixels": pixels})
 
     def encode_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self._textual.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return self._run(self._textual, {"input_ids": ids, "attention_mask": mask})
+
+    def _run(self, session: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        count = len(next(iter(inputs.values())))
+        if self._one_at_a_time and count > 1:
+            return np.concatenate(
+                [self._run(session, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(count)]
+            )
+        out: np.ndarray = session.run(None, inputs)[0]
         return out
 
     def release(self) -> None:
