@@ -67,10 +67,10 @@ def test_every_route_answers_without_torch(clip_root, clip_engine):
 
 def test_an_older_export_is_served_with_a_warning(clip_root, clip_engine, tmp_path, capfd):
     model = MODELS["RN50"]
-    shutil.copytree(OnnxFiles(clip_root, model).directory, OnnxFiles(tmp_path, model).directory)
+    files = OnnxFiles(tmp_path, model)
+    shutil.copytree(OnnxFiles(clip_root, model).directory, files.directory)
     (tmp_path / model.weights).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(clip_root / model.weights, tmp_path / model.weights)
-    files = OnnxFiles(tmp_path, model)
     config = json.loads(files.config.read_text())
     files.config.write_text(json.dumps({**config, "format": config["format"] - 1}))
     env = {"CLIP_MODEL": "RN50", "CLIP_DOWNLOAD_ROOT": str(tmp_path), "PRELOAD": "clip", "CLIP_AUTO_DOWNLOAD": "false"}
