@@ -64,4 +64,4 @@ lint: install
 	$(BIN)/mypy
 	BIN=$(BIN) scripts/check-compose.sh
 	BIN=$(BIN) scripts/check-kubernetes.sh
-	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile
+	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile testing/standin_images/*.Containerfile

@@ -101,79 +101,22 @@ class User:
         return {"x-api-key": self.api_key}
 
 
-@dataclass
-class ImmichServer:
+@dataclass(kw_only=True)
+class ImmichApi:
+    """A client of a running Immich's API (users, settings, uploads, jobs), wherever it runs."""
+
     version: str
-    prefix: Path
     url: str
-    database: str
-    media: Path
-    log_path: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
     admin: User | None = None
     users: dict[str, User] = field(default_factory=dict)
-    # Times Immich exited on its own and was started again (see `_supervise`).
-    restarts: int = 0
-    _stopping: bool = False
-    _supervisor: threading.Thread | None = None
 
     @property
     def major(self) -> int:
         return int(self.version.split(".")[0])
 
-    # -- process -------------------------------------------------------------------------------
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(self.prefix / "node" / "bin" / "node"), "dist/main.js"],
-            cwd=self.prefix / "src" / "server",
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self.wait_until(self._pong, START_TIMEOUT, "Immich answered /api/server/ping")
-        if self._supervisor is None:
-            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
-            self._supervisor.start()
-
-    def _supervise(self) -> None:
-        """Start Immich again when it exits on its own, as its container's restart policy
-        (`restart: always` in Immich's compose file) does: 2.7.5's API worker can exit when its
-        database connection breaks in the middle of a write."""
-        while self.process is not None:
-            code = self.process.wait()
-            if self._stopping:
-                return
-            self.restarts += 1
-            with self.log_path.open("a") as log:
-                log.write(f"\n[test harness] Immich exited ({code}); started again, as a restart policy does\n")
-            self.start()
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def _pong(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"Immich {self.version} exited ({self.process.returncode}):\n{self.log_tail()}")
-        try:
-            return httpx.get(f"{self.url}/api/server/ping", timeout=2).json() == {"res": "pong"}
-        except (httpx.TransportError, ValueError):
-            return False
-
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        """The end of Immich's log, for failure messages."""
+        return ""
 
     def wait_until(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll `condition` until it is truthy (returned); a timeout names `what` and Immich's log."""
@@ -251,6 +194,75 @@ class ImmichServer:
         return self.api("PUT", f"/api/jobs/{queue}", self.admin, json={"command": "start", "force": force})
 
 
+@dataclass(kw_only=True)
+class ImmichServer(ImmichApi):
+    """Immich started here as a process of its own, on a database, redis and media of its own."""
+
+    prefix: Path
+    database: str
+    media: Path
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    # Times Immich exited on its own and was started again (see `_supervise`).
+    restarts: int = 0
+    _stopping: bool = False
+    _supervisor: threading.Thread | None = None
+
+    # -- process -------------------------------------------------------------------------------
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(self.prefix / "node" / "bin" / "node"), "dist/main.js"],
+            cwd=self.prefix / "src" / "server",
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.wait_until(self._pong, START_TIMEOUT, "Immich answered /api/server/ping")
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+            self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Start Immich again when it exits on its own, as its container's restart policy
+        (`restart: always` in Immich's compose file) does: 2.7.5's API worker can exit when its
+        database connection breaks in the middle of a write."""
+        while self.process is not None:
+            code = self.process.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            with self.log_path.open("a") as log:
+                log.write(f"\n[test harness] Immich exited ({code}); started again, as a restart policy does\n")
+            self.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def _pong(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"Immich {self.version} exited ({self.process.returncode}):\n{self.log_tail()}")
+        try:
+            return httpx.get(f"{self.url}/api/server/ping", timeout=2).json() == {"res": "pong"}
+        except (httpx.TransportError, ValueError):
+            return False
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
 @contextlib.contextmanager
 def immich_server(
     version: str, work: Path, ml_url: str, before_start: Callable[[ImmichServer], None] = lambda server: None
@@ -284,7 +296,15 @@ def immich_server(
         "IMMICH_LOG_LEVEL": "debug",
         "NO_COLOR": "1",
     }
-    server = ImmichServer(version, prefix, f"http://127.0.0.1:{port}", database, media, work / "immich.log", env)
+    server = ImmichServer(
+        version=version,
+        url=f"http://127.0.0.1:{port}",
+        prefix=prefix,
+        database=database,
+        media=media,
+        log_path=work / "immich.log",
+        env=env,
+    )
     try:
         before_start(server)
         server.start()
