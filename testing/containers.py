@@ -87,8 +87,10 @@ def build(
 
 
 def image_config(tag: str) -> dict[str, object]:
-    config: dict[str, object] = json.loads(engine("image", "inspect", tag).stdout)[0]["Config"]
-    return config
+    """The image's config, HEALTHCHECK included (podman lists it beside the config, Docker in it)."""
+    inspect = json.loads(engine("image", "inspect", tag).stdout)[0]
+    config: dict[str, object] = inspect["Config"]
+    return {"Healthcheck": inspect.get("Healthcheck"), **config}
 
 
 @dataclass

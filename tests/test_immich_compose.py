@@ -153,6 +153,8 @@ def engine_api(folder: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, clip_engine: Any, clip_root: Path) -> Iterator[Project]:
+    """Immich's project up, with an admin; `clip_engine` is asked for because loading it exports
+    the RN50 checkpoint's ONNX files into `clip_root`, which the cpu image serves."""
     prefix = real.build(RELEASE)
     c.build(GATEWAY_BASE, c.REPO / "Dockerfile.gateway", c.REPO)
     standins.immich_postgres()
