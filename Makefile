@@ -9,7 +9,7 @@ CPU_VENV ?= .venv-cpu
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint fuzz docs onnx sdk
+.PHONY: run test install lint fuzz docs onnx sdk pg-extensions
 
 define new_venv
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
@@ -42,7 +42,14 @@ sdk:
 	    echo "npm ci failed (no registry?): the two tests that use Immich's SDK skip"; \
 	else echo "npm not found: the two tests that use Immich's SDK skip"; fi
 
-test: install sdk
+# zhparser and pgvector built from third_party/ into the local PostgreSQL server (root: apt-get
+# and `make install`; seconds when current). Without them their tests skip and name this target.
+pg-extensions:
+	@if scripts/build-pg-extensions.sh --check; then :; \
+	elif [ "$$(id -u)" = 0 ] && [ -d /usr/lib/postgresql ]; then scripts/build-pg-extensions.sh; \
+	else echo "zhparser or pgvector is missing and this is not root: their tests skip (sudo make pg-extensions)"; fi
+
+test: install sdk pg-extensions
 	$(BIN)/python -m pytest
 
 # CLIP_MODEL's ONNX files for `make run`, exported once with torch (fetches the checkpoint into

@@ -102,6 +102,11 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
+# MT Photos' well-known default key: both services start with it and warn (the AI service
+# refuses it where its port is published).
+DEFAULT_KEY = "mt_photos_ai_extra"
+
+
 def keys_equal(given: str | None, expected: str) -> bool:
     """Constant-time comparison, so a wrong key leaks nothing through timing."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())

@@ -7,14 +7,10 @@ an advisory lock so two gateways never migrate at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncpg
 
 from gateway.immich.sql import ASSET_TABLE
-
-if TYPE_CHECKING:  # db.py runs the migrations: a type-only import, no cycle
-    from gateway.immich.db import Connection
+from gateway.pg import Connection
 
 MIGRATION_LOCK = 0x41494F  # "AIO"
 

@@ -17,7 +17,7 @@ from fastapi.responses import PlainTextResponse
 from aio_common import openapi as o
 from aio_common.background import Loops
 from aio_common.errors import BackendFailed, BackendTimedOut, Unavailable
-from aio_common.http import BodyLimitMiddleware, install_error_handlers, keys_equal
+from aio_common.http import DEFAULT_KEY, BodyLimitMiddleware, install_error_handlers, keys_equal
 from aio_common.metrics import install as install_metrics
 from aio_common.metrics import separate_server
 from gateway import docs
@@ -37,7 +37,6 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_AI_KEY = "mt_photos_ai_extra"
 # What the loops meet while Immich or its database is not up yet, or down: a WARNING, no traceback.
 OUTAGES = (*NOT_UP_ERRORS, Unavailable, BackendTimedOut)
 # ... and, for the loops that call Immich's API, Immich answering 5xx (as it does while its own
@@ -57,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.mt_photos_api_key == DEFAULT_AI_KEY:
+        if settings.mt_photos_api_key == DEFAULT_KEY:
             log.warning("MT_PHOTOS_API_KEY is the well-known default: set the same new key here and in the AI service")
         timeouts = {"connect_timeout": settings.connect_timeout, "read_timeout": settings.read_timeout}
         ai = Backend.create(
@@ -92,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loops = app.state.loops = Loops()
         backends_loop = loops.add("backends", watch_backends, settings.health_interval)
         loops.add("database", watch_database, settings.health_interval, max_backoff=60, expected=OUTAGES)
+        loops.add("ml-urls", services.ml_urls.step, settings.health_interval, max_backoff=120, expected=OUTAGES)
         index_loop = loops.add(
             "ocr-index", services.search.sync_step, settings.sync_interval, max_backoff=120, expected=OUTAGES
         )
@@ -175,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             "ocrSearch": services.search.state(),
             "immich": facts.state() if facts else None,
+            "immichMlUrls": services.ml_urls.state(),
             "selfHealing": request.app.state.healer.state(),
             "loops": request.app.state.loops.state(),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
+from gateway.immich.ml_urls import MlUrlCheck
 from gateway.reprocess.service import Reprocessor
 from gateway.search.service import SearchService
 from gateway.search.tokenize import ZHPARSER_SETTINGS
@@ -26,6 +27,7 @@ class Services:
             server_settings=ZHPARSER_SETTINGS,
         )
         self.search = SearchService(s, self.db, self.immich)
+        self.ml_urls = MlUrlCheck(self.db, s.connect_timeout)
         self.reprocessor = Reprocessor(
             self.db,
             self.immich,
@@ -36,5 +38,6 @@ class Services:
 
     async def close(self) -> None:
         self.search.index.close()
+        await self.ml_urls.close()
         await self.immich.close()
         await self.db.close()

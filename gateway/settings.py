@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from aio_common.http import DEFAULT_KEY
+
 BackendName = Literal["ai", "immich"]
 
 
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
 
     # The AI service (comma-separated URLs = replicas) and its key.
     mt_photos_api: str = "http://localhost:8060"
-    mt_photos_api_key: str = "mt_photos_ai_extra"
+    mt_photos_api_key: str = DEFAULT_KEY
     # The stock Immich ML server(s), for faces and any other task.
     immich_api: str = "http://localhost:3003"
     # Where each task goes; clip never falls back to another backend.

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from aio_common import openapi as o
 from aio_common.background import Loops
-from aio_common.http import BodyLimitMiddleware, error_body, install_error_handlers
+from aio_common.http import DEFAULT_KEY, BodyLimitMiddleware, error_body, install_error_handlers
 from aio_common.metrics import install as install_metrics
 from aio_common.metrics import separate_server
 from mt_photos_ai.api import docs, immich, mtphotos
@@ -23,7 +23,7 @@ from mt_photos_ai.clip_models import MODELS
 from mt_photos_ai.engines.ocr import MAX_DETECTION_SIDE, MAX_UPSCALE
 from mt_photos_ai.metrics import METRICS
 from mt_photos_ai.runtime import Runtime
-from mt_photos_ai.settings import DEFAULT_KEY, Settings
+from mt_photos_ai.settings import Settings
 from mt_photos_ai.tasks import Tasks
 
 log = logging.getLogger(__name__)

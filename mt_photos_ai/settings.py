@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from aio_common.http import DEFAULT_KEY
 from mt_photos_ai.clip_models import ClipModelName
 
 Preloadable = Literal["clip", "ocr"]
-DEFAULT_KEY = "mt_photos_ai_extra"
 
 
 class Settings(BaseSettings):

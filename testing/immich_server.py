@@ -76,9 +76,10 @@ def build(version: str) -> Path:
     return prefix
 
 
-def psql(sql: str, database: str = "postgres") -> str:
+def psql(sql: str, database: str = "postgres", port: int = 5432) -> str:
+    server = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database]
     done = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+        ["psql", *server, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
         capture_output=True,
         text=True,
         check=False,
@@ -200,6 +201,7 @@ class ImmichServer(ImmichApi):
 
     prefix: Path
     database: str
+    db_port: int
     media: Path
     log_path: Path
     env: dict[str, str]
@@ -265,14 +267,19 @@ class ImmichServer(ImmichApi):
 
 @contextlib.contextmanager
 def immich_server(
-    version: str, work: Path, ml_url: str, before_start: Callable[[ImmichServer], None] = lambda server: None
+    version: str,
+    work: Path,
+    ml_url: str,
+    before_start: Callable[[ImmichServer], None] = lambda server: None,
+    db_port: int = 5432,
 ) -> Iterator[ImmichServer]:
-    """A started Immich `version` with an admin; its database, redis and media are dropped after.
-    `before_start` runs once its URL and (empty) database exist, as services started beside it do."""
+    """A started Immich `version` with an admin; its database (on the PostgreSQL at 127.0.0.1:
+    `db_port`), redis and media are dropped after. `before_start` runs once its URL and (empty)
+    database exist, as services started beside it do."""
     prefix = build(version)
     redis_port, port = free_port(), free_port()
     database = f"immich_e2e_{version.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
-    psql(f'CREATE DATABASE "{database}"')
+    psql(f'CREATE DATABASE "{database}"', port=db_port)
     media = work / "media"
     media.mkdir(parents=True, exist_ok=True)
     redis = subprocess.Popen(
@@ -283,7 +290,7 @@ def immich_server(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
-        "DB_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "DB_URL": f"postgres://postgres@127.0.0.1:{db_port}/{database}",
         "DB_VECTOR_EXTENSION": "pgvector",
         "REDIS_HOSTNAME": "127.0.0.1",
         "REDIS_PORT": str(redis_port),
@@ -301,6 +308,7 @@ def immich_server(
         url=f"http://127.0.0.1:{port}",
         prefix=prefix,
         database=database,
+        db_port=db_port,
         media=media,
         log_path=work / "immich.log",
         env=env,
@@ -314,4 +322,4 @@ def immich_server(
         server.stop()
         redis.terminate()
         redis.wait(10)
-        psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', port=db_port)

@@ -76,6 +76,10 @@ def _ml_server(behaviour: Behaviour) -> FastAPI:
     """An ML server whose /ping answers as the test says."""
     app = FastAPI()
 
+    @app.get("/")
+    async def root():
+        return {"message": "Immich ML"}  # the stock server's answer
+
     @app.get("/ping", response_class=PlainTextResponse)
     async def ping():
         return PlainTextResponse("pong", status_code=behaviour.ping_status)

@@ -13,23 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RELEASES = ["2.2", "3.2"]
 
 
-BUILD_EXTENSIONS = Path(__file__).parent.parent / "scripts" / "build-pg-extensions.sh"
 # What a skip for a missing extension says.
-EXTENSION_HINT = "scripts/build-pg-extensions.sh builds it from third_party/ (as root)"
-
-
-def _build_extensions() -> None:
-    """zhparser and pgvector into the local PostgreSQL from third_party/, where the tests can
-    (root on a Debian-like system; seconds once): the tests of both tokenizers and of Immich's
-    vector type then run. Elsewhere those tests skip and say how to get them."""
-    if subprocess.run([str(BUILD_EXTENSIONS), "--check"], capture_output=True, check=False).returncode == 0:
-        return
-    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists() or not Path("/usr/lib/postgresql").is_dir():
-        return
-    print(f"building zhparser and pgvector into the local PostgreSQL ({BUILD_EXTENSIONS.name}) ...", flush=True)
-    done = subprocess.run([str(BUILD_EXTENSIONS)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        print(f"{BUILD_EXTENSIONS.name} failed; their tests skip:\n{done.stderr[-2000:]}", flush=True)
+EXTENSION_HINT = "`make pg-extensions` builds it from third_party/ (as root; `make test` runs it first)"
 
 
 def extension_available(name: str) -> bool:
@@ -55,7 +40,6 @@ def extension_available(name: str) -> bool:
     return found.stdout.strip() == "1"
 
 
-_build_extensions()
 ZHPARSER = pytest.param(
     "zhparser",
     marks=pytest.mark.skipif(

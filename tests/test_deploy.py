@@ -189,7 +189,8 @@ def test_the_ai_host_without_a_gpu_makes_its_onnx_files_with_a_one_off_service(t
 
 
 def test_a_published_ai_service_refuses_the_default_key():
-    from mt_photos_ai.settings import DEFAULT_KEY, Settings
+    from aio_common.http import DEFAULT_KEY
+    from mt_photos_ai.settings import Settings
 
     for refused in ({"api_auth_key": DEFAULT_KEY}, {"api_auth_key": "own", "api_auth_required": False}):
         with pytest.raises(ValueError, match="API_PUBLISHED is set"):

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
 
+from aio_common.errors import Unavailable
 from gateway import aio_schema
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
@@ -347,3 +349,16 @@ async def test_lag_is_how_long_the_oldest_unread_change_has_waited(ctx):
     assert 1.0 <= await ctx.index.lag_seconds(ctx.pool, facts) < 30
     await ctx.sync()
     assert await ctx.index.lag_seconds(ctx.pool, facts) == 0
+
+
+async def test_a_connection_left_mid_protocol_is_dropped_like_a_lost_one(ctx, release):
+    """asyncpg can hand back to its pool a connection an interrupted operation left mid-protocol
+    (seen while Immich migrated on a loaded machine): the feature answers 503, the pool goes, and
+    the next reconnection serves again, as after a lost connection."""
+    with pytest.raises(Unavailable, match="OCR index sync is unavailable"):
+        async with ctx.db.use("OCR index sync"):
+            raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    assert not ctx.db.up and ctx.db.pool is None
+    await ctx.db.ensure()
+    await ImmichRows(ctx.pool, release).asset(ALICE, ["发票"])
+    assert await ctx.sync() == 1

@@ -22,11 +22,14 @@ from gateway.immich.sql import ASSET_TABLE
 
 log = logging.getLogger(__name__)
 
-# What a lost, refused or hung connection raises.
+# What a lost, refused or hung connection raises; and a connection an interrupted operation left
+# mid-protocol (asyncpg can hand one back to its pool: "cannot switch to state"), which goes
+# with its pool like a lost one.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
@@ -45,8 +48,6 @@ NOT_UP_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InvalidCatalogNameError,
     ImmichNotMigrated,
 )
-# A connection of ours: taken from the pool, or opened alone.
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 class Database:

@@ -33,10 +33,10 @@ import asyncpg
 from aio_common.progress import Progress
 from gateway import aio_schema
 from gateway.immich import sql
-from gateway.immich.db import Connection
 from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import ImmichFacts
 from gateway.immich.filters import Params, search_conditions
+from gateway.pg import Connection
 from gateway.search.jieba_workers import JiebaWorkers
 from gateway.search.lanes import Lanes
 from gateway.search.tokenize import FOLDING, JIEBA, SPLITTING, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from gateway.immich.db import Connection
+from gateway.pg import Connection
 
 Apply = Callable[[Connection, list[uuid.UUID]], Awaitable[int]]
 

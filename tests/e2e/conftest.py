@@ -19,6 +19,8 @@ from testing import immich_server as real
 from testing.images import text_image
 from testing.immich_server import ImmichServer, User, immich_server, psql
 from testing.nginx import Proxy, immich_proxy
+from testing.postgres import Cluster, private_cluster
+from testing.postgres import missing as missing_postgres
 from testing.servers import ServiceProcess, serve
 from testing.standins import Behaviour, stock_immich_ml
 from testing.waiting import eventually
@@ -35,6 +37,8 @@ class Stack:
     ai: ServiceProcess
     proxy: Proxy
     faces: Behaviour
+    faces_url: str
+    postgres: Cluster
     photos: dict[str, str] = field(default_factory=dict)  # name -> asset id
 
     @property
@@ -67,7 +71,7 @@ class Stack:
         return {item["id"] for item in answer["assets"]["items"]}
 
     def sql(self, query: str) -> str:
-        return psql(query, self.immich.database)
+        return psql(query, self.immich.database, self.postgres.port)
 
     def ocr_text(self, asset_id: str) -> str:
         return self.sql(f"SELECT coalesce(string_agg(text, ' '), '') FROM asset_ocr WHERE \"assetId\" = '{asset_id}'")
@@ -105,8 +109,20 @@ def _missing_tools() -> str | None:
     return None
 
 
+@pytest.fixture(scope="package")
+def postgres() -> Iterator[Cluster]:
+    """The end-to-end tests' own PostgreSQL: one of them restarts it, which must never touch the
+    machine's server."""
+    if reason := missing_postgres():
+        pytest.skip(reason)
+    with private_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture(scope="package", params=real.RELEASES, ids=lambda v: f"immich-{v}")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clip_root: Path) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, clip_root: Path, postgres: Cluster
+) -> Iterator[Stack]:
     version = str(request.param)
     if reason := real.missing(version) or _missing_tools():
         pytest.skip(reason)
@@ -134,6 +150,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "MT_PHOTOS_API_KEY": AI_KEY,
             "IMMICH_API": faces_url,
             "DB_HOSTNAME": "127.0.0.1",
+            "DB_PORT": str(postgres.port),
             "DB_PASSWORD": "",
             "LOG_LEVEL": "INFO",
             "HEALTH_INTERVAL": "0.5",
@@ -148,7 +165,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             gateway.env |= {"IMMICH_SERVER_URL": immich.url, "DB_DATABASE_NAME": immich.database}
             gateway.start()
 
-        with immich_server(version, work, gateway.url, start_gateway) as immich:
+        with immich_server(version, work, gateway.url, start_gateway, db_port=postgres.port) as immich:
             # The admin's key exists only now: the gateway restarts with it, as an operator would.
             gateway.stop()
             gateway.env["IMMICH_ADMIN_API_KEY"] = immich.admin.api_key if immich.admin else ""
@@ -167,7 +184,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 immich.create_user(name)
             with immich_proxy(work / "nginx", gateway.url, immich.url) as proxy:
                 try:
-                    yield Stack(immich, gateway, ai, proxy, faces)
+                    yield Stack(immich, gateway, ai, proxy, faces, faces_url, postgres)
                 finally:
                     gateway.stop()
                     ai.stop()
