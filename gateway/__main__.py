@@ -17,12 +17,15 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve on HOST:PORT (the default command)")
     # Its own options are read by its own parser: `reprocess --help` lists them.
     commands.add_parser("reprocess", add_help=False, help="re-process assets through Immich (see `reprocess --help`)")
+    commands.add_parser(
+        "uninstall", add_help=False, help="remove our schema and zhparser from Immich's database (`uninstall --help`)"
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
     args, rest = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    if args.command != "reprocess" and rest:
+    if args.command not in ("reprocess", "uninstall") and rest:
         parser().error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         import uvicorn
@@ -41,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
         from gateway.reprocess import cli
 
         cli.main(rest)
+        return
+    if args.command == "uninstall":
+        from gateway import uninstall
+
+        uninstall.main(rest)
         return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

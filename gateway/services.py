@@ -16,11 +16,7 @@ class Services:
         s = settings
         self.immich = ImmichApi(s.immich_server_url, s.connect_timeout, s.read_timeout, s.asset_fetch_concurrency)
         self.db = Database(
-            host=s.db_hostname,
-            port=s.db_port,
-            user=s.db_username,
-            password=s.db_password,
-            database=s.db_database_name,
+            **s.db_connection(),
             connect_timeout=s.connect_timeout,
             query_timeout=s.db_query_timeout,
             server_version=self.immich.server_version,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     db_database_name: str = "immich"
     # Seconds a query on the request path may take before the database counts as down.
     db_query_timeout: float = Field(default=10.0, gt=0)
+
+    def db_connection(self) -> dict[str, Any]:
+        """asyncpg's connection arguments for Immich's database."""
+        return {
+            "host": self.db_hostname,
+            "port": self.db_port,
+            "user": self.db_username,
+            "password": self.db_password,
+            "database": self.db_database_name,
+        }
 
     @field_validator("clip_extra_models", mode="before")
     @classmethod

@@ -253,6 +253,12 @@ class ImmichServer(ImmichApi):
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def restart(self) -> None:
+        """Stop Immich and start it again (supervised again), as `docker compose restart` does."""
+        self.stop()
+        self._stopping, self._supervisor = False, None
+        self.start()
+
     def _pong(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"Immich {self.version} exited ({self.process.returncode}):\n{self.log_tail()}")

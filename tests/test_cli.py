@@ -15,7 +15,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("module", "commands"),
-    [("gateway", ["serve", "reprocess"]), ("mt_photos_ai", ["serve", "export-onnx"])],
+    [("gateway", ["serve", "reprocess", "uninstall"]), ("mt_photos_ai", ["serve", "export-onnx"])],
 )
 def test_help_lists_the_commands_and_starts_nothing(module, commands):
     done = run("-m", module, "--help")
@@ -28,6 +28,8 @@ def test_help_lists_the_commands_and_starts_nothing(module, commands):
 def test_each_subcommand_has_its_help():
     reprocess = run("-m", "gateway", "reprocess", "--help")
     assert reprocess.returncode == 0 and "--all-missing" in reprocess.stdout and "--no-wait" in reprocess.stdout
+    uninstall = run("-m", "gateway", "uninstall", "--help")
+    assert uninstall.returncode == 0 and "--yes" in uninstall.stdout and "No Immich table" in uninstall.stdout
     export = run("-m", "mt_photos_ai", "export-onnx", "--help")
     assert export.returncode == 0 and export.stdout.startswith("usage: mt-photos-ai export-onnx")
 

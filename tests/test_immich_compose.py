@@ -4,7 +4,8 @@ README's two .env lines (CPU variant) and `docker compose up -d --build`. Then, 
 as a phone or browser would: admin sign-up, a photo with Chinese text, Immich's own jobs storing
 our OCR text and CLIP vector through the gateway, `ocr:` and Immich's OCR search type finding it
 through the proxy, faces reaching the machine-learning service. `down` and `up -d` keep it all,
-and so does an upgrade of our images to a newer commit.
+and so does an upgrade of our images to a newer commit; the README's way out (`uninstall`)
+leaves Immich's data as it was, and `up -d` again brings the index back.
 
 Immich's images cannot be pulled here: testing/standin_images/ makes them under Immich's names
 (the server is the real Immich 3.1.0, built from its release sources). Only the valkey image,
@@ -214,10 +215,7 @@ def photo(project: Project) -> str:
         vector = project.sql(f"SELECT count(*) FROM smart_search WHERE \"assetId\" = '{asset}'")
         # The gateway makes its index once Immich's tables exist (its retries back off while the
         # new database initialises and Immich migrates), then indexes the photo.
-        if project.sql("SELECT to_regclass('aio.ocr_index') IS NOT NULL") != "t":
-            return False
-        index = project.sql(f"SELECT count(*) FROM aio.ocr_index WHERE asset_id = '{asset}'")
-        return "奶茶" in text and vector == "1" and index == "1"
+        return "奶茶" in text and vector == "1" and index_rows(project, asset) == "1"
 
     immich.wait_until(processed, 300, "Immich stored our OCR text and CLIP vector, and the word index has it")
     immich.wait_idle(180)
@@ -232,13 +230,20 @@ def found(project: Project, asset: str) -> None:
     assert project.search(admin, "/api/search/metadata", {"ocr": "奶茶店"}) == [asset]
 
 
+def index_rows(project: Project, asset: str) -> str:
+    """The word index's rows for the photo ("0" while the gateway has not made its index)."""
+    if project.sql("SELECT to_regclass('aio.ocr_index') IS NOT NULL") != "t":
+        return "0"
+    return project.sql(f"SELECT count(*) FROM aio.ocr_index WHERE asset_id = '{asset}'")
+
+
 def results(project: Project, asset: str) -> dict[str, str]:
     """What Immich and the word index hold for the photo."""
     return {
         "ocr": project.sql(f"SELECT string_agg(text, '|' ORDER BY text) FROM asset_ocr WHERE \"assetId\" = '{asset}'"),
         "clip": project.sql(f"SELECT vector_dims(embedding) FROM smart_search WHERE \"assetId\" = '{asset}'"),
         "faces": project.sql(f"SELECT count(*) FROM asset_face WHERE \"assetId\" = '{asset}'"),
-        "index": project.sql(f"SELECT count(*) FROM aio.ocr_index WHERE asset_id = '{asset}'"),
+        "index": index_rows(project, asset),
         "assets": project.sql('SELECT count(*) FROM asset WHERE "deletedAt" IS NULL'),
     }
 
@@ -293,3 +298,20 @@ def test_an_upgrade_of_our_images_keeps_data(project: Project, photo: str, tmp_p
     eventually(lambda: results(project, photo) == before, 180, "the same results after the upgrade")
     found(project, photo)
     assert no_schema_drift()
+
+
+def test_uninstall_as_the_readme_says_and_back(project: Project, photo: str) -> None:
+    """The README's way out, in the compose project: our objects leave Immich's database, Immich's
+    data stays; `up -d` again and the gateway makes its index anew."""
+    before = results(project, photo)
+    project.compose("stop", "inference-gateway", timeout=300)
+    command = ("python", "-m", "gateway", "uninstall", "--yes")
+    out = project.compose("run", "--rm", "--no-deps", "inference-gateway", *command)
+    assert "dropped schema aio" in out and "dropped extension zhparser" in out, out
+    assert project.sql("SELECT to_regnamespace('aio') IS NULL") == "t"
+    assert project.sql("SELECT count(*) FROM pg_extension WHERE extname = 'zhparser'") == "0"
+    assert no_schema_drift()
+    project.compose("up", "-d")
+    project.wait_up()
+    eventually(lambda: results(project, photo) == before, 180, "the index made again, the rest unchanged")
+    found(project, photo)
