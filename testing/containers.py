@@ -1,10 +1,11 @@
 """The project's images on a real container engine, as an operator builds and runs them: podman
-(as root; Docker's command line takes the same arguments), with its layer cache between runs.
+as root (its `healthcheck run` and `image exists` have no Docker twin), with its layer cache
+between runs.
 
 Base images: what a Dockerfile names must be in the engine's storage or pullable. Where no
 registry can be reached, the workspace's `shared/containers/make-base-images.sh` makes local
 stand-ins for Debian and Python under their registry names; Immich's own images are made by
-`testing/standin_images/` (see `immich_images`). Builds mount the host's CA bundle and a pip.conf
+`testing/standin_images/`. Builds mount the host's CA bundle and a pip.conf
 naming it into their RUN steps (pip behind a TLS-inspecting proxy); nothing of it lands in a layer.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from testing.waiting import eventually
 
-ENGINE = os.environ.get("CONTAINER_ENGINE", "podman")
+ENGINE = os.environ.get("PODMAN", "podman")  # another podman binary, if need be
 REPO = Path(__file__).resolve().parent.parent
 STANDINS = REPO / "testing" / "standin_images"
 # What the project's Dockerfiles and the stand-ins start FROM.
@@ -46,7 +47,7 @@ def engine(*args: str, timeout: float = 900, check: bool = True) -> subprocess.C
 def missing() -> str | None:
     """Why images cannot be built and run here, or None."""
     if shutil.which(ENGINE) is None:
-        return "no container engine: install podman (`apt-get install podman`, run as root) or set CONTAINER_ENGINE"
+        return "no container engine: install podman (`apt-get install podman`) and run as root"
     if engine("info", timeout=60, check=False).returncode != 0:
         return f"`{ENGINE} info` fails: the container engine cannot run here (as root, with {MAKE_BASES}'s settings)"
     for base in BASES:
