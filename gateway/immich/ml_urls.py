@@ -14,10 +14,9 @@ import logging
 from typing import Any
 
 import httpx
-import orjson
 
 from gateway.immich.db import Database
-from gateway.immich.sql import SYSTEM_CONFIG
+from gateway.immich.sql import SYSTEM_CONFIG, saved_config
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,7 @@ GATEWAY_MESSAGE = "Immich ML gateway"
 def saved_urls(saved: Any) -> list[str] | None:
     """The URL list in Immich's saved system config (JSON text), or None where none is saved
     (Immich saves only what differs from its defaults: then it uses IMMICH_MACHINE_LEARNING_URL)."""
-    config = orjson.loads(saved) if isinstance(saved, (str, bytes)) else saved or {}
-    urls = (config.get("machineLearning") or {}).get("urls")
+    urls = (saved_config(saved).get("machineLearning") or {}).get("urls")
     return [str(url) for url in urls] if isinstance(urls, list) else None
 
 

@@ -5,6 +5,10 @@ between releases are built from the discovered `Columns`. Our own tables live in
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from gateway.immich.facts import Columns, ImmichFacts
 
 # The table our index rows reference (ON DELETE CASCADE: a deleted asset leaves the index).
@@ -146,6 +150,12 @@ LIMIT {limit} OFFSET {offset}
 # vector (a smart search by example ranks by it).
 SYSTEM_CONFIG = "SELECT value FROM system_metadata WHERE key = 'system-config'"
 ASSET_EMBEDDING = 'SELECT embedding::text FROM smart_search WHERE "assetId" = $1::uuid'
+
+
+def saved_config(value: Any) -> dict[str, Any]:
+    """SYSTEM_CONFIG's value (JSON text, or None when nothing was saved) as a dict."""
+    config = orjson.loads(value) if isinstance(value, (str, bytes)) else value
+    return config if isinstance(config, dict) else {}
 
 
 # Asset columns the search filters read, by the name Immich's filter tree gives them.

@@ -22,7 +22,7 @@ from aio_common import protocol as p
 from aio_common.errors import ApiError
 from gateway.immich.api import Credentials, ImmichApi
 from gateway.immich.dto import RankedSmartSearch
-from gateway.immich.sql import ASSET_EMBEDDING, SYSTEM_CONFIG
+from gateway.immich.sql import ASSET_EMBEDDING, SYSTEM_CONFIG, saved_config
 from gateway.routing import Router
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ class SmartSearchConfig:
     @classmethod
     def of(cls, saved: Any) -> SmartSearchConfig:
         """From Immich's saved system config (JSON text or None): what differs from the defaults."""
-        config = orjson.loads(saved) if isinstance(saved, (str, bytes)) else saved or {}
-        ml = config.get("machineLearning") or {}
+        ml = saved_config(saved).get("machineLearning") or {}
         clip = ml.get("clip") or {}
         enabled = ml.get("enabled", True) is not False and clip.get("enabled", True) is not False
         return cls(enabled, str(clip.get("modelName") or DEFAULT_CLIP_MODEL))
