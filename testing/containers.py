@@ -87,6 +87,19 @@ def build(
         engine(*command, *mounts, str(context), timeout=1800)
 
 
+# Our three images as the tests tag them.
+GATEWAY, AI, DATABASE = "localhost/aio-test/gateway:ci", "localhost/aio-test/ai-cpu:ci", "localhost/aio-test/db:ci"
+
+
+def build_ours(root: Path, postgres_base: str) -> None:
+    """The gateway, the AI `cpu` target and the database image (on `postgres_base`) from the
+    checkout at `root`, built as docker-compose.aio.yml has compose build them: compose's own
+    builds then find every layer in the cache."""
+    build(GATEWAY, root / "Dockerfile.gateway", root)
+    build(AI, root / "Dockerfile.ai", root, target="cpu")
+    build(DATABASE, root / "db" / "Dockerfile", root, args={"IMMICH_POSTGRES_IMAGE": postgres_base})
+
+
 def image_config(tag: str) -> dict[str, object]:
     """The image's config, HEALTHCHECK included (podman lists it beside the config, Docker in it)."""
     inspect = json.loads(engine("image", "inspect", tag).stdout)[0]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(bool(reason := c.missing()), reason=str(reason))
 
 REPO = c.REPO
 KEY = "image-test-key"
-GATEWAY, AI, DATABASE = "localhost/aio-test/gateway:ci", "localhost/aio-test/ai-cpu:ci", "localhost/aio-test/db:ci"
+GATEWAY, AI, DATABASE = c.GATEWAY, c.AI, c.DATABASE
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,7 @@ def net() -> Iterator[str]:
 def images() -> None:
     from testing.standin_images import immich_postgres
 
-    c.build(GATEWAY, REPO / "Dockerfile.gateway", REPO)
-    c.build(AI, REPO / "Dockerfile.ai", REPO, target="cpu")
-    immich_postgres()
-    c.build(DATABASE, REPO / "db" / "Dockerfile", REPO)
+    c.build_ours(REPO, immich_postgres())
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,6 @@ IMMICH_DATA = c.REPO / "tests" / "data" / "immich-v3.2.2"
 TEST_IMAGES = c.REPO / "tests" / "data" / "standin-images.compose.yml"
 PORT = 2283
 CLIP_NAME = "RN50__openai"  # Immich's name for the 1024-d model the AI service serves here
-GATEWAY_BASE = "localhost/aio-test/gateway:ci"
 OCR_LINES = ["蜜雪冰城奶茶店", "Milk Tea 2026"]
 
 
@@ -66,19 +65,6 @@ def _why_not() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(bool(reason := _why_not()), reason=str(reason))
-
-
-def warm_layer_cache(aio_dir: Path) -> None:
-    """Our three images built from `aio_dir` as compose builds them, so that compose's own build
-    (through the engine's API, which cannot mount the host's CA bundle for pip) finds every layer."""
-    c.build("localhost/aio-test/warm-gateway", aio_dir / "Dockerfile.gateway", aio_dir)
-    c.build("localhost/aio-test/warm-ai", aio_dir / "Dockerfile.ai", aio_dir, target="cpu")
-    c.build(
-        "localhost/aio-test/warm-db",
-        aio_dir / "db" / "Dockerfile",
-        aio_dir,
-        args={"IMMICH_POSTGRES_IMAGE": standins.IMMICH_POSTGRES},
-    )
 
 
 @dataclass
@@ -157,8 +143,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, clip_engine: Any, clip_roo
     """Immich's project up, with an admin; `clip_engine` is asked for because loading it exports
     the RN50 checkpoint's ONNX files into `clip_root`, which the cpu image serves."""
     prefix = real.build(RELEASE)
-    c.build(GATEWAY_BASE, c.REPO / "Dockerfile.gateway", c.REPO)
-    standins.immich_postgres()
+    # Our images with the host's CA for pip: compose's builds through the engine's API cannot
+    # mount it, and find every layer in the cache instead.
+    c.build_ours(c.REPO, standins.immich_postgres())
     standins.nginx()
     standins.valkey()
     version = next(
@@ -167,8 +154,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, clip_engine: Any, clip_roo
         if line.startswith("IMMICH_VERSION=")
     )
     standins.immich_server(prefix, (standins.immich_server_tag(version),))
-    standins.immich_ml(GATEWAY_BASE, (standins.immich_ml_tag(version),))
-    warm_layer_cache(c.REPO)
+    standins.immich_ml(c.GATEWAY, (standins.immich_ml_tag(version),))
 
     folder = tmp_path_factory.mktemp("immich-compose")
     shutil.copy(IMMICH_DATA / "docker-compose.yml", folder / "docker-compose.yml")
@@ -290,7 +276,7 @@ def test_an_upgrade_of_our_images_keeps_data(project: Project, photo: str, tmp_p
     )
     with (newer / "gateway" / "__init__.py").open("a") as init:
         init.write(f"# newer commit {time.time_ns()}\n")
-    warm_layer_cache(newer)
+    c.build_ours(newer, standins.IMMICH_POSTGRES)  # the cache compose's build reads, as above
     project.set_env("AIO_DIR", str(newer))
     project.compose("up", "-d", "--build")
     assert project.image_id("immich_inference_gateway") != old_gateway
