@@ -13,6 +13,8 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 # Credentials a URL can carry (Immich's ?apiKey= and ?sessionKey=, any *key= or *token=), as
 # they appear in access lines and client errors: the value never reaches a log line.
 _URL_CREDENTIAL = re.compile(r"(?i)([?&;][\w.-]*(?:key|token|secret|password)=)[^&#\s\"']*")
+# ... and a URL's user:password@ (a machine-learning URL, a database URL).
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']+:)[^@/\s\"']+@")
 # HTTP clients log every request at INFO, URL and query included: only their warnings are kept.
 _QUIET = ("httpx", "httpcore", "aiohttp.access", "aiohttp.client")
 
@@ -32,7 +34,7 @@ class _OneLine(logging.Filter):
 
 
 def redact(text: str) -> str:
-    return _URL_CREDENTIAL.sub(r"\1[redacted]", text)
+    return _URL_PASSWORD.sub(r"\1[redacted]@", _URL_CREDENTIAL.sub(r"\1[redacted]", text))
 
 
 class JsonFormatter(logging.Formatter):

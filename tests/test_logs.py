@@ -65,3 +65,11 @@ def test_an_asyncpg_warning_is_one_line_and_an_error_keeps_its_traceback(lines):
     assert warning["message"] == "Failed to restore the pool: ConnectionRefusedError: database restarting"
     assert "error" not in warning
     assert "Traceback" in error["error"]
+
+
+def test_no_password_of_a_url_in_a_line(lines):
+    logging.getLogger("gateway").warning("Immich lists http://ml:SECRET@stock-ml:3003/ after this gateway")
+    logging.getLogger("gateway").warning("failed", extra={"url": "postgres://immich:SECRET@database:5432/immich"})
+    text = lines.getvalue()
+    assert "SECRET" not in text and text.count("[redacted]@") == 2
+    assert "http://ml:[redacted]@stock-ml:3003/" in entries(lines)[0]["message"]

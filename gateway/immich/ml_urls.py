@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from aio_common.logs import redact
 from gateway.immich.db import Database
 from gateway.immich.sql import SYSTEM_CONFIG, saved_config
 
@@ -59,7 +60,9 @@ class MlUrlCheck:
                 first = kinds.index(True)
                 others = [url for url, ours in zip(urls[first + 1 :], kinds[first + 1 :], strict=True) if not ours]
         before = self.warning
-        self.urls, self.others_after_ours = urls, others
+        # As /health and the log show them: a URL's password is Immich's secret, not ours to show.
+        self.urls = [redact(url) for url in urls] if urls is not None else None
+        self.others_after_ours = [redact(url) for url in others]
         if self.warning != before:
             if self.warning:
                 log.warning(self.warning)
