@@ -22,7 +22,7 @@ from bench.ocr_search import load, vocabulary
 from gateway.app import create_app
 from gateway.search.index import OcrIndex
 from gateway.settings import Settings
-from testing.immich_db import database_for, scratch_database
+from testing.immich_db import database_for, scratch_database, zhparser_beside
 from testing.servers import serve
 from testing.standins import ImmichServer, stock_immich_server
 
@@ -43,10 +43,10 @@ async def run() -> None:
         database = database_for(name)
         await database.ensure()
         assert database.pool is not None and database.facts is not None
-        index = OcrIndex(1000, "auto", workers=os.cpu_count() or 1)
+        index = OcrIndex(1000, "auto", workers=os.cpu_count() or 1, zhparser=zhparser_beside())
         await index.prepare(database.pool)
         await index.sync(database.pool, database.facts)
-        index.close()
+        await index.close()
         await database.close()
         asset_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM asset ORDER BY random() LIMIT 300")]
         immich.clip_ranking = asset_ids

@@ -39,7 +39,7 @@ from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import ZHPARSER_SETTINGS
-from testing.immich_db import DIMENSION, database_for, dsn, scratch_database
+from testing.immich_db import DIMENSION, database_for, dsn, scratch_database, zhparser_beside
 
 CORPUS = Path(__file__).parent / "data" / "ocr_quality.json"
 OWNER = uuid.UUID(int=1)
@@ -194,7 +194,7 @@ async def run() -> None:
         for tokenizer in tokenizers:
             results[f"ocr: ({tokenizer})"] = []
         for tokenizer in tokenizers:
-            index = OcrIndex(1000, tokenizer, workers=2)  # type: ignore[arg-type]
+            index = OcrIndex(1000, tokenizer, workers=2, zhparser=zhparser_beside())  # type: ignore[arg-type]
             database = database_for(name, query_timeout=60)
             await database.ensure()
             assert database.pool is not None and database.facts is not None
@@ -208,7 +208,7 @@ async def run() -> None:
                 if vectors:
                     by_clip = await _ours(index, database, query["query"], by_vector=vector)
                     results[f"{SMART}, answered by us ({tokenizer})"].append(scores(by_clip, relevant))
-            index.close()
+            await index.close()
             await database.close()
         for query, vector in zip(queries, query_vectors, strict=True):
             relevant = _relevant(assets, query)

@@ -33,7 +33,7 @@ from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.immich.facts import ImmichFacts
 from gateway.search.index import OcrIndex
-from testing.immich_db import database_for, dsn, scratch_database
+from testing.immich_db import database_for, dsn, scratch_database, zhparser_beside
 
 ASSETS = int(os.environ.get("ASSETS", "1000000"))
 NEW = 10_000
@@ -168,7 +168,7 @@ async def run() -> None:
             database = database_for(name, query_timeout=600)
             await database.ensure()
             assert database.pool is not None and database.facts is not None
-            index = OcrIndex(1000, tokenizer, workers=os.cpu_count() or 1)  # type: ignore[arg-type]
+            index = OcrIndex(1000, tokenizer, workers=os.cpu_count() or 1, zhparser=zhparser_beside())  # type: ignore[arg-type]
             await index.prepare(database.pool)  # another tokenizer built it: emptied for a rebuild
             print(f"\n{tokenizer}:")
             started = time.perf_counter()
@@ -176,7 +176,7 @@ async def run() -> None:
             elapsed = time.perf_counter() - started
             print(f"  backfill: {done:,} assets indexed in {elapsed:.0f} s = {done / elapsed:,.0f} rows/s")
             await measure(index, database, owners, vocab, rng)
-            index.close()
+            await index.close()
             await database.close()
 
 

@@ -1,4 +1,4 @@
--- zhparser's settings for every connection to Immich's database (the gateway also sets them on
+-- zhparser's settings for every connection to zhparser's database (the gateway also sets them on
 -- its own connections): short words inside compounds are indexed too (奶茶店 -> 奶茶), and
 -- punctuation is never a word. They must match the gateway's (SPLITTING in tokenize.py).
 DO $$

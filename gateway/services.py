@@ -7,7 +7,6 @@ from gateway.immich.db import Database
 from gateway.immich.ml_urls import MlUrlCheck
 from gateway.reprocess.service import Reprocessor
 from gateway.search.service import SearchService
-from gateway.search.tokenize import ZHPARSER_SETTINGS
 from gateway.settings import Settings
 
 
@@ -20,7 +19,6 @@ class Services:
             connect_timeout=s.connect_timeout,
             query_timeout=s.db_query_timeout,
             server_version=self.immich.server_version,
-            server_settings=ZHPARSER_SETTINGS,
         )
         self.search = SearchService(s, self.db, self.immich)
         self.ml_urls = MlUrlCheck(self.db, s.connect_timeout)
@@ -33,7 +31,7 @@ class Services:
         )
 
     async def close(self) -> None:
-        self.search.index.close()
+        await self.search.index.close()
         await self.ml_urls.close()
         await self.immich.close()
         await self.db.close()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     index_reconcile_interval: float = Field(default=600.0, gt=0)
     # auto: zhparser when the database has it, else jieba; or force one.
     ocr_tokenizer: Literal["auto", "zhparser", "jieba"] = "auto"
+    # The database on Immich's server that holds zhparser's `chinese` configuration, made by the
+    # gateway when missing: never Immich's own, so Immich's backups restore without zhparser.
+    zhparser_database: str = "zhparser"
     # Processes that split words with jieba during a backfill (the jieba path only).
     index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Immich's own `ocr` search field (its OCR search type, and smart search with `ocr`)

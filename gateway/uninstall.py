@@ -1,10 +1,11 @@
 """`python -m gateway uninstall [--yes]`: give Immich's database back as it was before this product.
 
-Removes, in one transaction: our schema `aio` (the word index and its bookkeeping; its rows only
-reference Immich's assets), the `chinese` text search configuration (when zhparser is its
-parser, so ours), the database's zhparser settings (db/zhparser-settings.sql), and the zhparser
-extension where nothing else uses it. No Immich table is touched. Stop the gateway first: a
-running one makes its index again. Then it says what Immich itself still needs from the user.
+Removes, in one transaction, our schema `aio` from Immich's database (the word index and its
+bookkeeping; its rows only reference Immich's assets) and whatever of zhparser an earlier
+install left there (the `chinese` configuration, its settings, the extension unless another
+configuration uses it); then zhparser's own database (ZHPARSER_DATABASE). No Immich table is
+touched. Stop the gateway first: a running one makes its index again. Then
+it says what Immich itself still needs from the user.
 """
 
 from __future__ import annotations
@@ -14,18 +15,8 @@ import asyncio
 
 import asyncpg
 
-from gateway.search.tokenize import ZHPARSER_SETTINGS
+from gateway.search.zhparser import remove_from
 from gateway.settings import Settings
-
-# zhparser's dependents other than our configuration: another text search configuration on it.
-OTHER_USERS = """
-SELECT string_agg(c.cfgname, ', ') FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser
-WHERE p.prsname = 'zhparser' AND c.cfgname <> 'chinese'
-"""
-OURS_CHINESE = """
-SELECT EXISTS (SELECT 1 FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser
-               WHERE c.cfgname = 'chinese' AND p.prsname = 'zhparser')
-"""
 
 AFTERWARDS = """What Immich still needs from you:
   1. Immich's .env: remove the AIO_DIR and COMPOSE_FILE lines, then `docker compose up -d
@@ -38,7 +29,7 @@ AFTERWARDS = """What Immich still needs from you:
 
 
 async def uninstall(settings: Settings) -> list[str]:
-    """Remove our objects from Immich's database; what was done, a line each."""
+    """Remove our objects from Immich's database server; what was done, a line each."""
     conn = await asyncpg.connect(**settings.db_connection(), timeout=settings.connect_timeout)
     done: list[str] = []
     try:
@@ -46,19 +37,11 @@ async def uninstall(settings: Settings) -> list[str]:
             if await conn.fetchval("SELECT to_regnamespace('aio') IS NOT NULL"):
                 await conn.execute("DROP SCHEMA aio CASCADE")
                 done.append("dropped schema aio (the word index)")
-            if await conn.fetchval(OURS_CHINESE):
-                await conn.execute("DROP TEXT SEARCH CONFIGURATION chinese")
-                done.append("dropped text search configuration chinese")
-            database = await conn.fetchval("SELECT current_database()")
-            for name in ZHPARSER_SETTINGS:
-                await conn.execute(f'ALTER DATABASE "{database}" RESET {name}')
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'zhparser')"):
-                others = await conn.fetchval(OTHER_USERS)
-                if others:
-                    done.append(f"kept the zhparser extension: used by {others}")
-                else:
-                    await conn.execute("DROP EXTENSION zhparser")
-                    done.append("dropped extension zhparser")
+            done += await remove_from(conn)
+        database = settings.zhparser_database
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", database):
+            await conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            done.append(f"dropped database {database} (zhparser's chinese configuration)")
     finally:
         await conn.close()
     return done or ["nothing of ours was in the database"]

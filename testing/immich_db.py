@@ -15,7 +15,8 @@ import orjson
 
 from gateway.immich.db import Database
 from gateway.immich.facts import Version
-from gateway.search.tokenize import ZHPARSER_SETTINGS
+from gateway.search.index import MAX_LANES
+from gateway.search.zhparser import Zhparser
 from testing.servers import serve
 from testing.standins import ImmichServer, stock_immich_server
 
@@ -24,7 +25,7 @@ ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RELEASES = {"2.2": "2.2.3", "3.2": "3.2.2"}
 
 
-def database_for(name: str, release: str = "3.2", query_timeout: float = 10) -> Database:
+def database_for(name: str, release: str = "3.2", query_timeout: float = 10, port: int = 5432) -> Database:
     """The gateway's connection to the scratch database `name`, as Immich `release` (not yet
     connected: `await database.ensure()`)."""
 
@@ -33,15 +34,20 @@ def database_for(name: str, release: str = "3.2", query_timeout: float = 10) -> 
 
     return Database(
         host="127.0.0.1",
-        port=5432,
+        port=port,
         user="postgres",
         password="",
         database=name,
         connect_timeout=10,
         query_timeout=query_timeout,
         server_version=version,
-        server_settings=ZHPARSER_SETTINGS,
     )
+
+
+def zhparser_beside(database: str = "zhparser", port: int = 5432) -> Zhparser:
+    """zhparser's database on the tests' PostgreSQL, as the gateway reaches it."""
+    connection = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": "", "database": database}
+    return Zhparser(connection, connect_timeout=10, query_timeout=60, size=MAX_LANES + 2)
 
 
 SCHEMAS = Path(__file__).parent / "schemas"

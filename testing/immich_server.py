@@ -278,15 +278,20 @@ def immich_server(
     ml_url: str,
     before_start: Callable[[ImmichServer], None] = lambda server: None,
     db_port: int = 5432,
+    restored: tuple[str, Path] | None = None,
 ) -> Iterator[ImmichServer]:
     """A started Immich `version` with an admin; its database (on the PostgreSQL at 127.0.0.1:
     `db_port`), redis and media are dropped after. `before_start` runs once its URL and (empty)
-    database exist, as services started beside it do."""
+    database exist, as services started beside it do. `restored`: a database restored from a
+    backup and the media folder it belongs to, used as they are (their admin included)."""
     prefix = build(version)
     redis_port, port = free_port(), free_port()
-    database = f"immich_e2e_{version.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
-    psql(f'CREATE DATABASE "{database}"', port=db_port)
-    media = work / "media"
+    if restored is None:
+        database = f"immich_e2e_{version.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
+        psql(f'CREATE DATABASE "{database}"', port=db_port)
+        media = work / "media"
+    else:
+        database, media = restored
     media.mkdir(parents=True, exist_ok=True)
     redis = subprocess.Popen(
         ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -322,7 +327,8 @@ def immich_server(
     try:
         before_start(server)
         server.start()
-        server.sign_up_admin()
+        if restored is None:
+            server.sign_up_admin()
         yield server
     finally:
         server.stop()

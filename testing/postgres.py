@@ -1,7 +1,11 @@
 """A PostgreSQL cluster of the tests' own, for tests that restart or break their database: the
 machine's server binaries (so its extensions too: zhparser and pgvector from
 `make pg-extensions`), initdb into a temporary folder, a free port on 127.0.0.1, trust auth for
-user postgres. Nothing else on the machine shares it, and it is removed after."""
+user postgres. Nothing else on the machine shares it, and it is removed after.
+
+`without` leaves extensions out, as a server that never had them (Immich's stock image has no
+zhparser): PostgreSQL finds its library and share folders relative to its own executable, so
+the cluster runs a copy of the binaries beside links to every other file."""
 
 from __future__ import annotations
 
@@ -64,8 +68,38 @@ class Cluster:
         self.tool("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
+def _pg_config(bindir: Path, what: str) -> Path:
+    done = subprocess.run([bindir / "pg_config", f"--{what}"], capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip())
+
+
+def _installation_without(bindir: Path, extensions: tuple[str, ...], root: Path) -> Path:
+    """A copy of the server's installation under `root` that lacks `extensions`; its bindir."""
+    folders = {what: _pg_config(bindir, what) for what in ("bindir", "pkglibdir", "sharedir")}
+    prefix = Path(os.path.commonpath(list(folders.values())))
+
+    def left_out(name: str) -> bool:
+        return any(name == ext or name.startswith((f"{ext}.", f"{ext}--")) for ext in extensions)
+
+    def mirror(source: Path, target: Path, copy: bool) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in source.iterdir():
+            if left_out(entry.name):
+                continue
+            if entry.name == "extension" and entry.is_dir():
+                mirror(entry, target / entry.name, copy=False)
+            elif copy:  # the executables themselves: PostgreSQL resolves links to find its folders
+                shutil.copy2(entry, target / entry.name)
+            else:
+                (target / entry.name).symlink_to(entry)
+
+    for what, folder in folders.items():
+        mirror(folder, root / folder.relative_to(prefix), copy=what == "bindir")
+    return root / folders["bindir"].relative_to(prefix)
+
+
 @contextlib.contextmanager
-def private_cluster() -> Iterator[Cluster]:
+def private_cluster(without: tuple[str, ...] = ()) -> Iterator[Cluster]:
     bindir = _bindir()
     if bindir is None:
         raise RuntimeError(missing())
@@ -73,6 +107,8 @@ def private_cluster() -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="aio-pg-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
+    if without:
+        bindir = _installation_without(bindir, without, folder / "installation")
     cluster = Cluster(free_port(), folder / "data", folder / "server.log", bindir)
     try:
         cluster.tool("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")

@@ -293,9 +293,10 @@ def test_uninstall_as_the_readme_says_and_back(project: Project, photo: str) -> 
     project.compose("stop", "inference-gateway", timeout=300)
     command = ("python", "-m", "gateway", "uninstall", "--yes")
     out = project.compose("run", "--rm", "--no-deps", "inference-gateway", *command)
-    assert "dropped schema aio" in out and "dropped extension zhparser" in out, out
+    assert "dropped schema aio" in out and "dropped database zhparser" in out, out
     assert project.sql("SELECT to_regnamespace('aio') IS NULL") == "t"
     assert project.sql("SELECT count(*) FROM pg_extension WHERE extname = 'zhparser'") == "0"
+    assert project.sql("SELECT count(*) FROM pg_database WHERE datname = 'zhparser'") == "0"
     assert no_schema_drift()
     project.compose("up", "-d")
     project.wait_up()

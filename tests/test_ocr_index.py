@@ -18,7 +18,7 @@ from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import FOLDING, SPLITTING
-from testing.immich_db import ImmichRows, database_for, scratch_database
+from testing.immich_db import ImmichRows, database_for, scratch_database, zhparser_beside
 
 ALICE = str(uuid.uuid4())
 BOB = str(uuid.uuid4())
@@ -52,11 +52,11 @@ async def ctx(release, tokenizer):
     async with scratch_database(release) as name:
         db = database_for(name, release)
         await db.ensure()
-        index = OcrIndex(batch_size=3, tokenizer=tokenizer, workers=2)
+        index = OcrIndex(batch_size=3, tokenizer=tokenizer, workers=2, zhparser=zhparser_beside())
         assert db.pool is not None
         await index.prepare(db.pool)
         yield Ctx(index, ImmichRows(db.pool, release), db)
-        index.close()
+        await index.close()
         await db.close()
 
 

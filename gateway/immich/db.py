@@ -62,11 +62,8 @@ class Database:
         connect_timeout: float,
         query_timeout: float,
         server_version: Callable[[], Awaitable[Version]],
-        server_settings: dict[str, str] | None = None,
     ) -> None:
         self._host, self._port, self._user, self._password, self._database = host, port, user, password, database
-        # Settings every connection of ours starts with (the tokenizer's).
-        self._server_settings = server_settings or {}
         self.where = f"{host}:{port}/{database}"
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
@@ -109,7 +106,6 @@ class Database:
                 max_size=10,
                 timeout=self.connect_timeout,
                 command_timeout=self.query_timeout,
-                server_settings=self._server_settings,
             )
         except DATABASE_ERRORS as exc:
             self.error = f"database {self.where} unreachable: {_describe(exc)}"

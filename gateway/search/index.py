@@ -25,7 +25,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Literal
 
 import asyncpg
@@ -40,10 +39,10 @@ from gateway.pg import Connection
 from gateway.search.jieba_workers import JiebaWorkers
 from gateway.search.lanes import Lanes
 from gateway.search.tokenize import FOLDING, JIEBA, SPLITTING, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query
+from gateway.search.zhparser import Zhparser, ZhparserUnavailable, remove_from
 
 log = logging.getLogger(__name__)
 
-ZHPARSER_SQL = (Path(__file__).parent / "zhparser.sql").read_text()
 SYNC_LOCK = aio_schema.MIGRATION_LOCK + 1
 LAG = timedelta(minutes=1)
 NIL = uuid.UUID(int=0)
@@ -54,18 +53,19 @@ MAX_LANES = 4
 # Statements that read or write the whole library run without the per-query timeout.
 LONG_QUERY_TIMEOUT = 3600.0
 
+# `words` from each row's document: jieba's words parsed by `simple`, or zhparser's tsvector text.
 UPSERT = """
 INSERT INTO aio.ocr_index (asset_id, owner_id, taken, text, words)
-SELECT u.asset_id, u.owner_id, u.taken, u.text, to_tsvector($6::regconfig, u.document)
+SELECT u.asset_id, u.owner_id, u.taken, u.text, {words}
 FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
   AS u(asset_id, owner_id, taken, text, document)
 ON CONFLICT (asset_id) DO UPDATE
 SET owner_id = excluded.owner_id, taken = excluded.taken, text = excluded.text, words = excluded.words
 """
-# The query's words as zhparser splits them (mapped types only), in order.
-ZHPARSER_TOKENS = (
-    "SELECT lower(token) AS token FROM ts_debug('chinese', $1) WHERE lexemes IS NOT NULL AND lexemes <> '{}'"
-)
+UPSERT_WORDS = {
+    JIEBA: UPSERT.format(words="to_tsvector('simple', u.document)"),
+    ZHPARSER: UPSERT.format(words="u.document::tsvector"),
+}
 INDEXED = "SELECT asset_id, taken, text FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 DELETE_ROWS = "DELETE FROM aio.ocr_index WHERE asset_id = ANY($1::uuid[])"
 ROW_ESTIMATE = "SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = 'aio' AND relname = 'ocr_index'"
@@ -162,23 +162,28 @@ def feeds(facts: ImmichFacts) -> list[Feed]:
 
 
 class OcrIndex:
-    def __init__(self, batch_size: int, tokenizer: Literal["auto", "zhparser", "jieba"], workers: int) -> None:
+    def __init__(
+        self, batch_size: int, tokenizer: Literal["auto", "zhparser", "jieba"], workers: int, zhparser: Zhparser
+    ) -> None:
         self.batch_size = batch_size
         self.wanted = tokenizer
         self.workers = workers
+        self.zhparser = zhparser
         self.tokenizer: Tokenizer | None = None  # chosen by `prepare`
         self._jieba: JiebaWorkers | None = None  # started when jieba is chosen
 
-    @property
-    def config(self) -> str:
-        """The text search configuration documents and queries are parsed with."""
-        return "chinese" if self.tokenizer == ZHPARSER else "simple"
-
     async def prepare(self, pool: asyncpg.Pool) -> None:
         """Choose the tokenizer; rebuild the index when it or the folding changed."""
+        async with pool.acquire() as conn:
+            tokenizer = await self._choose_tokenizer(conn)
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", aio_schema.MIGRATION_LOCK)
-            tokenizer = await _choose_tokenizer(conn, self.wanted)
+            moved = await remove_from(conn)
+            if moved:
+                log.warning(
+                    "zhparser taken out of Immich's database, so that Immich's backups restore without it",
+                    extra={"done": moved, "now_in": self.zhparser.database},
+                )
             wanted = {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer]}
             built_with = {key: await aio_schema.get_meta(conn, key) for key in wanted}
             if built_with != wanted:
@@ -191,16 +196,38 @@ class OcrIndex:
                     await aio_schema.set_meta(conn, key, value)
         self.tokenizer = tokenizer
         if tokenizer == ZHPARSER:
-            self.close()
+            self._stop_jieba()
         elif self._jieba is None:
             self._jieba = JiebaWorkers(self.workers)
             await self._jieba.query("")  # the worker loads jieba's dictionary now, not in a search
         log.info("OCR index ready", extra={"tokenizer": tokenizer, "folding": FOLDING})
 
-    def close(self) -> None:
+    async def _choose_tokenizer(self, conn: Connection) -> Tokenizer:
+        """zhparser when the server has it and its database can be opened (OCR_TOKENIZER=auto),
+        else jieba; a forced choice that cannot be had raises."""
+        available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
+        if self.wanted == JIEBA or (self.wanted == "auto" and not available):
+            await self.zhparser.close()
+            return JIEBA
+        if not available:
+            raise RuntimeError("OCR_TOKENIZER=zhparser, but this PostgreSQL server has no zhparser extension")
+        try:
+            await self.zhparser.open(conn)
+        except ZhparserUnavailable as exc:
+            if self.wanted == ZHPARSER:
+                raise
+            log.warning("zhparser is installed but cannot be used: using jieba", extra={"error": exc.message})
+            return JIEBA
+        return ZHPARSER
+
+    def _stop_jieba(self) -> None:
         if self._jieba is not None:
             self._jieba.idle()
             self._jieba = None
+
+    async def close(self) -> None:
+        self._stop_jieba()
+        await self.zhparser.close()
 
     async def sync(self, pool: asyncpg.Pool, facts: ImmichFacts) -> int:
         """One pass over every change feed (waiting for another gateway's pass); rows written."""
@@ -362,22 +389,22 @@ class OcrIndex:
             texts = [row["text"] for row in changed]
             documents = await self._documents(texts, spread)
             await conn.execute(
-                UPSERT,
+                UPSERT_WORDS[self.tokenizer or JIEBA],
                 [row["asset_id"] for row in changed],
                 [row["owner_id"] for row in changed],
                 [row["taken"] for row in changed],
                 texts,
                 documents,
-                self.config,
             )
         if gone:
             await conn.execute(DELETE_ROWS, gone)
         return len(changed) + len(gone)
 
     async def _documents(self, texts: list[str], spread: bool) -> list[str]:
-        """What to_tsvector parses: folded text for zhparser, folded jieba words otherwise."""
+        """The UPSERT's documents: zhparser's words of the folded texts, or folded jieba words."""
         if self._jieba is None:
-            return await asyncio.to_thread(lambda: [fold(text) for text in texts])
+            folded = await asyncio.to_thread(lambda: [fold(text) for text in texts])
+            return await self.zhparser.documents(folded, timeout=LONG_QUERY_TIMEOUT)
         return await self._jieba.documents(texts, spread=spread)
 
     async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
@@ -387,8 +414,7 @@ class OcrIndex:
         text = text.replace("\x00", " ")
         if self._jieba is None:
             folded = await asyncio.to_thread(fold, text)
-            tokens = await pool.fetch(ZHPARSER_TOKENS, folded)
-            words = zhparser_query([row["token"] for row in tokens])
+            words = zhparser_query(await self.zhparser.tokens(folded))
         else:
             words = await self._jieba.query(text)
         expression, params = tsquery_sql(words)
@@ -432,20 +458,3 @@ async def _advance(conn: Connection, feed: Feed, watermark: Position | None, pos
         return watermark
     await aio_schema.set_meta(conn, feed.key, feed.encode(position))
     return position
-
-
-async def _choose_tokenizer(conn: Connection, wanted: str) -> Tokenizer:
-    available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
-    if wanted == JIEBA or (wanted == "auto" and not available):
-        return JIEBA
-    if not available:
-        raise RuntimeError("OCR_TOKENIZER=zhparser, but this PostgreSQL server has no zhparser extension")
-    try:
-        async with conn.transaction():
-            await conn.execute(ZHPARSER_SQL)
-    except asyncpg.PostgresError as exc:
-        if wanted == ZHPARSER:
-            raise
-        log.warning("zhparser is installed but cannot be enabled: using jieba", extra={"error": str(exc)})
-        return JIEBA
-    return ZHPARSER

@@ -20,7 +20,8 @@ from gateway import metrics
 from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
 from gateway.immich.facts import ImmichFacts
-from gateway.search.index import OcrIndex
+from gateway.search.index import MAX_LANES, OcrIndex
+from gateway.search.zhparser import Zhparser
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,13 @@ class SearchService:
         self.settings = settings
         self.db = db
         self.immich = immich
-        self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer, settings.index_workers)
+        zhparser = Zhparser(
+            {**settings.db_connection(), "database": settings.zhparser_database},
+            settings.connect_timeout,
+            settings.db_query_timeout,
+            size=MAX_LANES + 2,  # a long pass's lanes, and searches beside it
+        )
+        self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer, settings.index_workers, zhparser)
         self._prepared_for = 0  # the database connection (generation) the index was prepared on
         self._synced_for = 0  # ... and the one its last full pass completed on
         self._reconciled_at: float | None = None

@@ -1,7 +1,7 @@
--- The zhparser extension and the `chinese` text search configuration. The database image runs
--- it when a new data directory is initialised; the gateway runs it at start on a database whose
--- server has zhparser (an existing Immich database switched to our image). Idempotent: the
--- token mapping is set anew each time (its version is SPLITTING in tokenize.py).
+-- The zhparser extension and the `chinese` text search configuration, in zhparser's own database
+-- (never Immich's: see zhparser.py). The database image runs it when a new data directory is
+-- initialised; the gateway runs it at each start. Idempotent: the token mapping is set anew
+-- each time (its version is SPLITTING in tokenize.py).
 CREATE EXTENSION IF NOT EXISTS zhparser;
 DO $$
 BEGIN
