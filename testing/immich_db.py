@@ -177,6 +177,16 @@ class ImmichRows:
             texts,
         )
 
+    async def edit(self, asset_id: str, hidden: list[str]) -> None:
+        """Immich's editor job (2.5+) after an edit (or its removal, `hidden` empty): the lines a
+        crop cuts out turn invisible and the rest visible, then the asset row is updated."""
+        await self.pool.execute(
+            'UPDATE asset_ocr SET "isVisible" = NOT (text = ANY($2::text[])) WHERE "assetId" = $1',
+            uuid.UUID(asset_id),
+            hidden,
+        )
+        await self.pool.execute('UPDATE asset SET "isEdited" = $2 WHERE id = $1', uuid.UUID(asset_id), bool(hidden))
+
     async def clear_ocr(self, asset_id: str) -> None:
         await self.pool.execute('UPDATE asset_job_status SET "ocrAt" = NULL WHERE "assetId" = $1', uuid.UUID(asset_id))
 

@@ -16,6 +16,7 @@ from aio_common.errors import Unavailable
 from gateway import aio_schema
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
+from gateway.search import index as index_module
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import FOLDING, SPLITTING
 from testing.immich_db import ImmichRows, database_for, scratch_database, zhparser_beside
@@ -233,6 +234,23 @@ async def test_text_a_crop_hid_is_not_found(ctx, release):
     assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 1
     assert await ctx.find("发票") == [] and await ctx.find("咖啡") == [sign]
     assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 0
+
+
+async def test_an_edit_in_immichs_editor_is_followed_by_the_next_sync(ctx, release, monkeypatch):
+    if release < "2.5":
+        pytest.skip("asset_ocr.isVisible exists from Immich 2.5: a 2.2 crop hides no text")
+    # No re-read of the last minute: only a feed that shows the edit finds it.
+    monkeypatch.setattr(index_module, "LAG", timedelta(0))
+    sign = await ctx.rows.asset(ALICE, ["咖啡", "发票"])
+    await ctx.rows.asset(ALICE, ["菜单"])  # the feeds' watermarks move past the sign
+    assert await ctx.sync() == 2
+    await ctx.rows.edit(sign, hidden=["发票"])  # a crop that cuts 发票 out
+    assert await ctx.sync() == 1
+    assert await ctx.find("发票") == [] and await ctx.find("咖啡") == [sign]
+    await ctx.rows.edit(sign, hidden=[])  # the edit removed
+    assert await ctx.sync() == 1
+    assert await ctx.find("发票") == [sign]
+    assert await ctx.sync() == 0
 
 
 async def test_sync_is_idempotent_and_repairs_a_crash(ctx, monkeypatch, release):

@@ -13,7 +13,15 @@ from typing import Any, Literal
 import asyncpg
 
 # Immich's tables whose columns decide which SQL the gateway writes.
-DISCOVERED_TABLES = ["tag_asset", "asset_ocr", "asset_ocr_audit", "asset_exif", "asset_file", "asset_job_status"]
+DISCOVERED_TABLES = [
+    "asset",
+    "tag_asset",
+    "asset_ocr",
+    "asset_ocr_audit",
+    "asset_exif",
+    "asset_file",
+    "asset_job_status",
+]
 
 VISIBILITIES = ("archive", "timeline", "hidden", "locked")
 
@@ -48,6 +56,8 @@ class Columns:
     # asset_ocr."updateId" (indexed, uuid v7) and asset_ocr_audit (3.0+): changes by index, not by scan.
     ocr_update_id: bool
     ocr_audit: bool
+    # asset."updateId" (indexed, uuid v7, new on every update of the asset row).
+    asset_update_id: bool
     # asset_exif.tags (2.5+): tag values Immich applies again at the next metadata extraction.
     exif_tags: bool
     # asset_job_status."previewAt": how the smart-search queue found assets with a preview before 2.5.2.
@@ -68,6 +78,7 @@ class Columns:
             ocr_is_visible=("asset_ocr", "isVisible") in have,
             ocr_update_id=("asset_ocr", "updateId") in have,
             ocr_audit=("asset_ocr_audit", "deletedAt") in have,
+            asset_update_id=("asset", "updateId") in have,
             exif_tags=("asset_exif", "tags") in have,
             preview_at=("asset_job_status", "previewAt") in have,
         )

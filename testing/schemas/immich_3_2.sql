@@ -29,6 +29,19 @@ CREATE TABLE asset (
   "isEdited" boolean NOT NULL DEFAULT false,
   "originalFileName" character varying NOT NULL DEFAULT 'IMG.jpg'
 );
+CREATE INDEX "asset_updateId_idx" ON asset ("updateId");
+-- Immich's trigger on its tables with an "updateId": every update of a row gives it a new one.
+CREATE FUNCTION updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  clock_timestamp timestamp := clock_timestamp();
+BEGIN
+  new."updatedAt" = clock_timestamp;
+  new."updateId" = immich_uuid_v7(clock_timestamp);
+  RETURN new;
+END
+$$;
+CREATE TRIGGER "asset_updatedAt" BEFORE UPDATE ON asset FOR EACH ROW WHEN (pg_trigger_depth() = 0)
+  EXECUTE FUNCTION updated_at();
 
 CREATE TABLE asset_file (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
