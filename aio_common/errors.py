@@ -40,6 +40,10 @@ class Invalid(ApiError):
     """Well-formed, but a value the route cannot use (bad entries, an unknown model name)."""
 
 
+class Conflict(ApiError):
+    """A request the resource's present state does not allow."""
+
+
 class ImageEmpty(BadRequest):
     pass
 
@@ -85,6 +89,7 @@ STATUS: dict[type[ApiError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
     NotFound: 404,
+    Conflict: 409,
     TooLarge: 413,
     Invalid: 422,
     Internal: 500,

@@ -171,17 +171,23 @@ REPROCESS = {
                 o.JSON: {
                     "schema": {
                         "type": "object",
-                        "required": ["assetId", "queued", "pending"],
+                        "required": ["assetId", "queued", "pending", "kept"],
                         "properties": {
                             "assetId": {"type": "string"},
                             "queued": o.string_array("Immich queues started now"),
                             "pending": o.string_array("Queues started later (they were running)"),
+                            "kept": {
+                                "type": "object",
+                                "description": "Results kept, by queue, with the reason: Immich's job cannot redo "
+                                "them for a photo edited in its editor",
+                                "additionalProperties": {"type": "string"},
+                            },
                         },
                     }
                 }
             },
         },
-        **o.errors(401, 403, 404, 422, 502, 503, 504, schema=EITHER_ERROR),
+        **o.errors(401, 403, 404, 409, 422, 502, 503, 504, schema=EITHER_ERROR),
     },
     "openapi_extra": {
         **o.json_body(REPROCESS_BODY, {"ocr": True, "clip": False}, required=False),

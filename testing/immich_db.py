@@ -177,15 +177,25 @@ class ImmichRows:
             texts,
         )
 
-    async def edit(self, asset_id: str, hidden: list[str]) -> None:
-        """Immich's editor job (2.5+) after an edit (or its removal, `hidden` empty): the lines a
-        crop cuts out turn invisible and the rest visible, then the asset row is updated."""
+    async def edit(self, asset_id: str, actions: list[str], hidden: tuple[str, ...] = ()) -> None:
+        """An edit in Immich's editor (2.5+), `actions` ("crop", "rotate", "mirror"; none: the edit
+        removed), then its job: the lines a crop cuts out (`hidden`) turn invisible and the rest
+        visible, and the asset row is updated."""
+        asset = uuid.UUID(asset_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute('DELETE FROM asset_edit WHERE "assetId" = $1', asset)
+            for sequence, action in enumerate(actions):
+                await conn.execute(
+                    'INSERT INTO asset_edit ("assetId", action, parameters, sequence) VALUES ($1, $2, $3, $4)',
+                    asset,
+                    action,
+                    "{}",
+                    sequence,
+                )
         await self.pool.execute(
-            'UPDATE asset_ocr SET "isVisible" = NOT (text = ANY($2::text[])) WHERE "assetId" = $1',
-            uuid.UUID(asset_id),
-            hidden,
+            'UPDATE asset_ocr SET "isVisible" = NOT (text = ANY($2::text[])) WHERE "assetId" = $1', asset, list(hidden)
         )
-        await self.pool.execute('UPDATE asset SET "isEdited" = $2 WHERE id = $1', uuid.UUID(asset_id), bool(hidden))
+        await self.pool.execute('UPDATE asset SET "fileCreatedAt" = "fileCreatedAt" WHERE id = $1', asset)
 
     async def clear_ocr(self, asset_id: str) -> None:
         await self.pool.execute('UPDATE asset_job_status SET "ocrAt" = NULL WHERE "assetId" = $1', uuid.UUID(asset_id))

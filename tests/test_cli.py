@@ -29,7 +29,11 @@ def test_each_subcommand_has_its_help():
     reprocess = run("-m", "gateway", "reprocess", "--help")
     assert reprocess.returncode == 0 and "--all-missing" in reprocess.stdout and "--no-wait" in reprocess.stdout
     uninstall = run("-m", "gateway", "uninstall", "--help")
-    assert uninstall.returncode == 0 and "--yes" in uninstall.stdout and "No Immich table" in " ".join(uninstall.stdout.split())
+    assert (
+        uninstall.returncode == 0
+        and "--yes" in uninstall.stdout
+        and "No Immich table" in " ".join(uninstall.stdout.split())
+    )
     export = run("-m", "mt_photos_ai", "export-onnx", "--help")
     assert export.returncode == 0 and export.stdout.startswith("usage: mt-photos-ai export-onnx")
 

@@ -244,10 +244,10 @@ async def test_an_edit_in_immichs_editor_is_followed_by_the_next_sync(ctx, relea
     sign = await ctx.rows.asset(ALICE, ["咖啡", "发票"])
     await ctx.rows.asset(ALICE, ["菜单"])  # the feeds' watermarks move past the sign
     assert await ctx.sync() == 2
-    await ctx.rows.edit(sign, hidden=["发票"])  # a crop that cuts 发票 out
+    await ctx.rows.edit(sign, ["crop"], hidden=("发票",))  # a crop that cuts 发票 out
     assert await ctx.sync() == 1
     assert await ctx.find("发票") == [] and await ctx.find("咖啡") == [sign]
-    await ctx.rows.edit(sign, hidden=[])  # the edit removed
+    await ctx.rows.edit(sign, [])  # the edit removed
     assert await ctx.sync() == 1
     assert await ctx.find("发票") == [sign]
     assert await ctx.sync() == 0

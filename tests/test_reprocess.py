@@ -86,7 +86,7 @@ async def test_the_owner_resets_both_results_and_the_queues_start_once(world):
     async with gateway(world) as client:
         response = await reprocess(client, asset)
     assert response.status_code == 202
-    assert response.json() == {"assetId": asset, "queued": ["ocr", "smartSearch"], "pending": []}
+    assert response.json() == {"assetId": asset, "queued": ["ocr", "smartSearch"], "pending": [], "kept": {}}
     assert await world.rows.state(asset) == {**untouched(world), "ocr": False, "clip": False}
     assert await world.rows.state(other) == untouched(world)
     # Through PUT /api/jobs/{name}, the route that starts a queue on every release.
@@ -102,6 +102,25 @@ async def test_one_result_only(world):
     assert response.json()["queued"] == ["smartSearch"] and world.immich.started() == ["smartSearch"]
     assert await world.rows.state(asset) == {**untouched(world), "clip": False}
     assert nothing.status_code == 422
+
+
+async def test_an_edited_photo_keeps_what_immichs_jobs_cannot_redo(world):
+    if world.release < "2.5":
+        pytest.skip("Immich's editor exists from 2.5")
+    cropped, rotated = await photo(world), await photo(world)
+    await world.rows.edit(cropped, ["crop", "rotate"], hidden=("发票",))
+    await world.rows.edit(rotated, ["rotate"])
+    async with gateway(world) as client:
+        refused = await reprocess(client, cropped)
+        partly = await reprocess(client, rotated)
+    # Immich's OCR job would show the cut-out text again, its Smart Search job fails on an edited
+    # photo: nothing to do for the cropped one, OCR only for the rotated one.
+    assert refused.status_code == 409 and "Remove the edit first" in refused.text, refused.text
+    assert await world.rows.state(cropped) == untouched(world)
+    assert partly.status_code == 202, partly.text
+    assert partly.json()["queued"] == ["ocr"] and list(partly.json()["kept"]) == ["smartSearch"]
+    assert await world.rows.state(rotated) == {**untouched(world), "ocr": False}
+    assert world.immich.started() == ["ocr"]
 
 
 async def test_permissions(world):

@@ -58,6 +58,8 @@ class Columns:
     ocr_audit: bool
     # asset."updateId" (indexed, uuid v7, new on every update of the asset row).
     asset_update_id: bool
+    # asset."isEdited" and asset_edit (2.5+): photos changed in Immich's editor.
+    asset_is_edited: bool
     # asset_exif.tags (2.5+): tag values Immich applies again at the next metadata extraction.
     exif_tags: bool
     # asset_job_status."previewAt": how the smart-search queue found assets with a preview before 2.5.2.
@@ -79,6 +81,7 @@ class Columns:
             ocr_update_id=("asset_ocr", "updateId") in have,
             ocr_audit=("asset_ocr_audit", "deletedAt") in have,
             asset_update_id=("asset", "updateId") in have,
+            asset_is_edited=("asset", "isEdited") in have,
             exif_tags=("asset_exif", "tags") in have,
             preview_at=("asset_job_status", "previewAt") in have,
         )

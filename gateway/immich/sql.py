@@ -187,6 +187,16 @@ FILTER_COLUMNS = {
 
 ASSET_OWNER = """SELECT "ownerId" FROM asset WHERE id = $1"""
 
+# Photos edited in Immich's editor (2.5+), and which of them a crop cut: Immich's own jobs cannot
+# redo these. Its OCR job reads the unedited preview and stores every line visible again, the
+# lines a crop cut out included; its Smart Search job fails on a photo with an edited preview
+# (it expects one preview), so a vector reset for it would be lost. $1: asset ids.
+EDITED = """
+SELECT a.id AS asset_id,
+  EXISTS (SELECT 1 FROM asset_edit e WHERE e."assetId" = a.id AND e.action = 'crop') AS cropped
+FROM asset a WHERE a.id = ANY($1::uuid[]) AND a."isEdited"
+"""
+
 # OCR: Immich's ocr queue picks up assets whose ocrAt is NULL.
 RESET_OCR = """UPDATE asset_job_status SET "ocrAt" = NULL WHERE "assetId" = ANY($1::uuid[])"""
 

@@ -14,7 +14,7 @@ from aio_common.errors import ApiError, Unavailable
 from aio_common.progress import Progress
 from gateway.immich import sql
 from gateway.immich.api import JobNotStarted
-from gateway.reprocess.service import CLIP_QUEUE, FEATURE, OCR_QUEUE
+from gateway.reprocess.service import CLIP_QUEUE, FEATURE, KEPT_BECAUSE, OCR_QUEUE
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -78,6 +78,8 @@ async def run(
         if ids:
             outcome = await reprocessor.reprocess(ids, ocr=ocr, clip=clip)
             print(f"{len(ids)} assets reset; queues started: {', '.join(outcome.started) or 'none'}")
+            for queue, kept in outcome.kept.items():
+                print(f"{queue} kept for {len(kept)} assets, {KEPT_BECAUSE[queue]}: {' '.join(kept)}")
             if outcome.pending:
                 print(f"already running, started again later by the gateway: {', '.join(outcome.pending)}")
         if all_missing:

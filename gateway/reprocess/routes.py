@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from aio_common.errors import Invalid, NotFound
+from aio_common.errors import Conflict, Invalid, NotFound
 from aio_common.http import JsonResponse
 from gateway import docs
 from gateway.immich import sql
 from gateway.immich.api import Credentials, ImmichRefused
-from gateway.reprocess.service import FEATURE, Reprocessor
+from gateway.reprocess.service import FEATURE, KEPT_BECAUSE, Reprocessor
 
 router = APIRouter()
 
@@ -47,4 +47,8 @@ async def reprocess_asset(asset_id: str, request: Request) -> Response:
     if owner is None or (str(owner) != user["id"] and not user.get("isAdmin")):
         raise NotFound(f"Asset {asset_id} not found.")
     outcome = await reprocessor.reprocess([asset], ocr=wanted.ocr, clip=wanted.clip)
-    return JsonResponse({"assetId": asset_id, "queued": outcome.started, "pending": outcome.pending}, status_code=202)
+    kept = {queue: KEPT_BECAUSE[queue] for queue in outcome.kept}
+    if not (outcome.started or outcome.pending):
+        raise Conflict(f"Nothing re-processed: the photo was {'; and '.join(kept.values())}. Remove the edit first.")
+    answer = {"assetId": asset_id, "queued": outcome.started, "pending": outcome.pending, "kept": kept}
+    return JsonResponse(answer, status_code=202)

@@ -61,12 +61,22 @@ WHERE p.asset_id = c.asset_id AND p.queue = c.queue AND p.claimed_until = c.clai
 """
 
 
+# Why a photo edited in Immich's editor keeps a result (see sql.EDITED).
+KEPT_BECAUSE = {
+    OCR_QUEUE: "cropped in Immich's editor: Immich's OCR job would read the unedited photo and show"
+    " the cut-out text again",
+    CLIP_QUEUE: "edited in Immich's editor: Immich's Smart Search job cannot encode an edited photo",
+}
+
+
 @dataclass
 class Started:
-    """Queues started now, and queues left pending because Immich was already running them."""
+    """Queues started now, queues left pending because Immich was already running them, and per
+    queue the assets whose result was kept because Immich's job cannot redo them (edited)."""
 
     started: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Reprocessor:
@@ -86,16 +96,27 @@ class Reprocessor:
         return self.admin
 
     async def reprocess(self, asset_ids: list[uuid.UUID], *, ocr: bool, clip: bool) -> Started:
-        """Reset and queue."""
+        """Reset and queue, except what Immich's jobs cannot redo for an edited photo (kept)."""
         self.require_admin()
-        queues = [queue for queue, wanted in ((OCR_QUEUE, ocr), (CLIP_QUEUE, clip)) if wanted]
-        async with self.db.use(FEATURE) as (pool, _), pool.acquire() as conn, conn.transaction():
-            if ocr:
-                await conn.execute(sql.RESET_OCR, asset_ids)
-            if clip:
-                await conn.execute(sql.RESET_CLIP, asset_ids)
-            claimed = await conn.fetch(NOTE_CLAIMED, asset_ids, queues, self.claim_for)
+        async with self.db.use(FEATURE) as (pool, facts), pool.acquire() as conn, conn.transaction():
+            edited: dict[uuid.UUID, bool] = {}
+            if facts.columns.asset_is_edited:
+                edited = {row["asset_id"]: row["cropped"] for row in await conn.fetch(sql.EDITED, asset_ids)}
+            plan = {
+                OCR_QUEUE: [a for a in asset_ids if not edited.get(a)] if ocr else None,
+                CLIP_QUEUE: [a for a in asset_ids if a not in edited] if clip else None,
+            }
+            resets = {OCR_QUEUE: sql.RESET_OCR, CLIP_QUEUE: sql.RESET_CLIP}
+            claimed: list[Any] = []
+            for queue, ids in plan.items():
+                if ids:
+                    await conn.execute(resets[queue], ids)
+                    claimed += await conn.fetch(NOTE_CLAIMED, ids, [queue], self.claim_for)
         outcome = await self._start(claimed)
+        for queue, ids in plan.items():
+            kept = [str(a) for a in asset_ids if ids is not None and a not in ids]
+            if kept:
+                outcome.kept[queue] = kept
         log.info("re-processing queued", extra={"assets": len(asset_ids), **outcome.__dict__})
         return outcome
 
@@ -142,7 +163,11 @@ class Reprocessor:
         if not tagged:
             return 0
         assets = list(dict.fromkeys(row["asset_id"] for row in tagged))
-        await self.reprocess(assets, ocr=True, clip=True)
+        outcome = await self.reprocess(assets, ocr=True, clip=True)
+        for queue, kept in outcome.kept.items():
+            log.warning(
+                "tagged photos kept their result", extra={"queue": queue, "assets": kept, "why": KEPT_BECAUSE[queue]}
+            )
         admin_id = await self._admin_user_id(admin)
         by_api: dict[str, list[str]] = {}
         for row in tagged:

@@ -43,6 +43,35 @@ $$;
 CREATE TRIGGER "asset_updatedAt" BEFORE UPDATE ON asset FOR EACH ROW WHEN (pg_trigger_depth() = 0)
   EXECUTE FUNCTION updated_at();
 
+-- Immich's editor (2.5+): the edits of a photo; triggers keep asset."isEdited" in step.
+CREATE TABLE asset_edit (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
+  action character varying NOT NULL,
+  parameters jsonb NOT NULL,
+  sequence integer NOT NULL,
+  UNIQUE ("assetId", sequence)
+);
+CREATE FUNCTION asset_edit_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE asset SET "isEdited" = true FROM inserted_edit
+  WHERE asset.id = inserted_edit."assetId" AND NOT asset."isEdited";
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER asset_edit_insert AFTER INSERT ON asset_edit REFERENCING NEW TABLE AS inserted_edit
+  FOR EACH STATEMENT EXECUTE FUNCTION asset_edit_insert();
+CREATE FUNCTION asset_edit_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE asset SET "isEdited" = false FROM deleted_edit
+  WHERE asset.id = deleted_edit."assetId" AND asset."isEdited"
+    AND NOT EXISTS (SELECT FROM asset_edit edit WHERE edit."assetId" = asset.id);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER asset_edit_delete AFTER DELETE ON asset_edit REFERENCING OLD TABLE AS deleted_edit
+  FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0) EXECUTE FUNCTION asset_edit_delete();
+
 CREATE TABLE asset_file (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,

@@ -98,3 +98,35 @@ def test_results_follow_a_crop_its_removal_and_a_rotation(stack: Stack):
     assert _boxes(stack, asset) == boxes
     assert asset in _ocr_search(stack, alice, "发票") and asset in _ocr_search(stack, alice, "奶茶")
     assert _vector(stack, asset) == vector
+
+
+def _ocr_at(stack: Stack, asset: str) -> str:
+    return stack.sql(f'SELECT "ocrAt" FROM asset_job_status WHERE "assetId" = \'{asset}\'')
+
+
+def test_reprocessing_an_edited_photo_keeps_what_immich_cannot_redo(stack: Stack):
+    """Immich's OCR job reads the unedited photo (the cut-out line would be found again) and its
+    Smart Search job fails on an edited photo (the vector would be lost): found here on the real
+    Immich before re-processing learnt to keep those results."""
+    alice = stack.user("alice")
+    asset = stack.immich.upload(alice, text_image(LINES, font_size=64).data, "edited-reprocessed.jpg")
+    eventually(lambda: stack.processed(asset), 180, "Immich stored OCR text and a CLIP vector")
+    route = f"{stack.proxy.url}/api/ai/assets/{asset}/reprocess"
+
+    _edit(stack, alice, asset, [{"action": "crop", "parameters": TOP_HALF}])
+    eventually(lambda: asset not in _ocr_search(stack, alice, "发票"), 60, "the cut-out line is not found")
+    refused = httpx.post(route, headers=alice.key_headers, timeout=60)
+    assert refused.status_code == 409 and "Remove the edit first" in refused.text, refused.text
+    stack.immich.wait_idle()
+    assert stack.clip_dimension(asset) > 0 and asset not in _ocr_search(stack, alice, "发票")
+
+    _edit(stack, alice, asset, [{"action": "rotate", "parameters": {"angle": 90}}])
+    eventually(lambda: asset in _ocr_search(stack, alice, "发票"), 60, "uncropped, the line is found again")
+    before = _ocr_at(stack, asset)
+    answer = httpx.post(route, headers=alice.key_headers, timeout=60)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["queued"] == ["ocr"] and list(answer.json()["kept"]) == ["smartSearch"], answer.text
+    eventually(lambda: _ocr_at(stack, asset) not in ("", before), 180, "Immich read the photo again")
+    stack.immich.wait_idle()
+    assert stack.clip_dimension(asset) > 0
+    assert asset in _ocr_search(stack, alice, "发票") and asset in _ocr_search(stack, alice, "奶茶")
