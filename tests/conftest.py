@@ -17,27 +17,23 @@ RELEASES = ["2.2", "3.2"]
 EXTENSION_HINT = "`make pg-extensions` builds it from third_party/ (as root; `make test` runs it first)"
 
 
-def extension_available(name: str) -> bool:
-    """Whether the local PostgreSQL server has the extension `name`."""
+def _psql(sql: str) -> str | None:
     try:
-        found = subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-tAc",
-                f"SELECT count(*) FROM pg_available_extensions WHERE name = '{name}'",
-            ],
+        done = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", sql],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=30,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return found.stdout.strip() == "1"
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def extension_available(name: str) -> bool:
+    """Whether the local PostgreSQL server has the extension `name`."""
+    return _psql(f"SELECT count(*) FROM pg_available_extensions WHERE name = '{name}'") == "1"
 
 
 ZHPARSER = pytest.param(
@@ -57,6 +53,16 @@ needs_pgvector = pytest.mark.skipif(
 def release(request: pytest.FixtureRequest) -> str:
     """The Immich release whose tables and API the test runs against."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def zhparser_database_left_as_found() -> Iterator[None]:
+    """The gateways and indexes the tests start make zhparser's database on the machine's
+    PostgreSQL (ZHPARSER_DATABASE): dropped afterwards unless it was there before."""
+    existed = _psql("SELECT count(*) FROM pg_database WHERE datname = 'zhparser'")
+    yield
+    if existed == "0":
+        _psql("DROP DATABASE IF EXISTS zhparser WITH (FORCE)")
 
 
 @pytest.fixture(params=[ZHPARSER, "jieba"])
