@@ -192,7 +192,7 @@ async def test_a_queue_already_running_stays_pending_then_starts(world):
     async with gateway(world) as client:
         response = await reprocess(client, asset)
         assert response.status_code == 202
-        assert response.json() == {"assetId": asset, "queued": ["smartSearch"], "pending": ["ocr"]}
+        assert response.json() == {"assetId": asset, "queued": ["smartSearch"], "pending": ["ocr"], "kept": {}}
         assert await world.rows.pool.fetchval("SELECT queue FROM aio.reprocess_pending") == "ocr"
         world.immich.running = set()
         await until(lambda: _pending_is(world, 0))

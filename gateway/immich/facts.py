@@ -15,6 +15,8 @@ import asyncpg
 # Immich's tables whose columns decide which SQL the gateway writes.
 DISCOVERED_TABLES = [
     "asset",
+    "asset_edit",
+    "asset_edit_audit",
     "tag_asset",
     "asset_ocr",
     "asset_ocr_audit",
@@ -56,10 +58,10 @@ class Columns:
     # asset_ocr."updateId" (indexed, uuid v7) and asset_ocr_audit (3.0+): changes by index, not by scan.
     ocr_update_id: bool
     ocr_audit: bool
-    # asset."updateId" (indexed, uuid v7, new on every update of the asset row).
-    asset_update_id: bool
     # asset."isEdited" and asset_edit (2.5+): photos changed in Immich's editor.
     asset_is_edited: bool
+    # asset_edit."updateId" and asset_edit_audit (2.6+): edits made and removed, by index.
+    edit_feeds: bool
     # asset_exif.tags (2.5+): tag values Immich applies again at the next metadata extraction.
     exif_tags: bool
     # asset_job_status."previewAt": how the smart-search queue found assets with a preview before 2.5.2.
@@ -80,8 +82,8 @@ class Columns:
             ocr_is_visible=("asset_ocr", "isVisible") in have,
             ocr_update_id=("asset_ocr", "updateId") in have,
             ocr_audit=("asset_ocr_audit", "deletedAt") in have,
-            asset_update_id=("asset", "updateId") in have,
             asset_is_edited=("asset", "isEdited") in have,
+            edit_feeds=("asset_edit", "updateId") in have and ("asset_edit_audit", "deletedAt") in have,
             exif_tags=("asset_exif", "tags") in have,
             preview_at=("asset_job_status", "previewAt") in have,
         )

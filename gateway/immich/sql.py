@@ -36,8 +36,8 @@ GROUP BY a.id
 
 def differing_assets(columns: Columns) -> str:
     """Assets whose visible text or taken time differs from the index (the reconcile): what no
-    change feed shows (a truncated asset_ocr, lines hidden without an asset update, a change
-    on 2.x that moved no mark). Compares the same aggregate."""
+    change feed shows (a truncated asset_ocr, a date edited in Immich, an edit on a release
+    without the edits' audit). Compares the same aggregate."""
     return f"""
 WITH current AS (
   SELECT o."assetId" AS asset_id, string_agg(o.text, ' ' ORDER BY o.y1, o.x1) AS text
@@ -74,15 +74,22 @@ WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
 ORDER BY "deletedAt", id
 LIMIT $3
 """
-# 2.5+: assets Immich updated, any column. Immich's editor job hides the lines a crop cuts out
-# (and shows them again when the edit is removed) without marking asset_ocr, then updates the
-# asset; a date edited in Immich updates it too.
-CHANGED_BY_ASSET_UPDATE = """
-SELECT id AS asset_id, "updateId" AS mark
-FROM asset
+# 2.6+: edits made and removed in Immich's editor, whose job then hides the lines a crop cuts
+# out (or shows them again) without marking asset_ocr. The job runs a moment after the edit: a
+# pass that reads the edit first finds it again in the minute it re-reads.
+CHANGED_BY_EDIT = """
+SELECT "assetId" AS asset_id, "updateId" AS mark
+FROM asset_edit
 WHERE "updateId" > $1::uuid
 ORDER BY "updateId"
 LIMIT $2
+"""
+CHANGED_BY_EDIT_AUDIT = """
+SELECT "assetId" AS asset_id, "deletedAt" AS mark, id
+FROM asset_edit_audit
+WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
+ORDER BY "deletedAt", id
+LIMIT $3
 """
 # How many changes a feed holds after a position: the total a long pass shows progress against.
 COUNT_AFTER_OCR_AT = """
@@ -90,13 +97,15 @@ SELECT count(*) FROM asset_job_status WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "a
 """
 COUNT_AFTER_UPDATE_ID = 'SELECT count(*) FROM asset_ocr WHERE "updateId" > $1::uuid'
 COUNT_AFTER_AUDIT = 'SELECT count(*) FROM asset_ocr_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
-COUNT_AFTER_ASSET_UPDATE = 'SELECT count(*) FROM asset WHERE "updateId" > $1::uuid'
+COUNT_AFTER_EDIT = 'SELECT count(*) FROM asset_edit WHERE "updateId" > $1::uuid'
+COUNT_AFTER_EDIT_AUDIT = 'SELECT count(*) FROM asset_edit_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
 # Each feed's first change after a mark (an SQL expression put in for {mark}): how long it has
 # waited is the index's lag, and whether there is one tells a search's catch-up to read.
 FIRST_AFTER_OCR_AT = 'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > {mark}::timestamptz'
 FIRST_AFTER_UPDATE_ID = 'SELECT "updateId" FROM asset_ocr WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
 FIRST_AFTER_AUDIT = 'SELECT min("deletedAt") FROM asset_ocr_audit WHERE "deletedAt" > {mark}::timestamptz'
-FIRST_AFTER_ASSET_UPDATE = 'SELECT "updateId" FROM asset WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
+FIRST_AFTER_EDIT = 'SELECT "updateId" FROM asset_edit WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
+FIRST_AFTER_EDIT_AUDIT = 'SELECT min("deletedAt") FROM asset_edit_audit WHERE "deletedAt" > {mark}::timestamptz'
 
 # ---- search: the caller's own assets and those of partners who share into their timeline ----
 

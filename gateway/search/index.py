@@ -6,15 +6,15 @@ costs what changed, not the library:
 - 2.x: `asset_job_status."ocrAt"` (Immich has no index on it: one scan of that narrow table);
 - 3.0+: new lines by `asset_ocr."updateId"` (indexed, uuid v7) and deleted lines by
   `asset_ocr_audit` (indexed by time).
-- 2.5+ also: assets Immich updated, by `asset."updateId"` (indexed, uuid v7): Immich's editor
-  hides the lines a crop cuts out (and shows them again when the edit is removed) without a mark
-  in asset_ocr, then updates the asset.
+- 2.6+ also: edits made in Immich's editor by `asset_edit."updateId"` and removed by
+  `asset_edit_audit` (both indexed): the editor's job hides the lines a crop cuts out (and shows
+  them again when the edit is removed) without a mark in asset_ocr, a moment after the edit.
 Each candidate asset is re-read and written only if its visible text differs from the row, so
 passes are idempotent; watermarks move with each committed batch, so a crash mid-sync is
 repaired by the next pass. Feeds are re-read from a minute before their watermark: Immich stamps
 a change a moment before its transaction commits. `reconcile` compares every asset's text with
-the index: it catches what no feed shows (a forced OCR run truncates the table) and runs every
-INDEX_RECONCILE_INTERVAL. Deleted assets leave by the
+the index: it catches what no feed shows (a forced OCR run truncates the table; a date edited in
+Immich) and runs every INDEX_RECONCILE_INTERVAL. Deleted assets leave by the
 foreign key.
 """
 
@@ -147,14 +147,9 @@ UPDATE_ID = Feed(
     rows_per_asset=4,
 )
 AUDIT = Feed("feed:audit", sql.CHANGED_BY_AUDIT, "time", sql.COUNT_AFTER_AUDIT, sql.FIRST_AFTER_AUDIT, rows_per_asset=4)
-# Read from when the index began (prepare sets its first watermark): what came before, the OCR
-# feeds' backfill reads.
-ASSET_UPDATE = Feed(
-    "feed:assetUpdateId",
-    sql.CHANGED_BY_ASSET_UPDATE,
-    "uuid",
-    sql.COUNT_AFTER_ASSET_UPDATE,
-    sql.FIRST_AFTER_ASSET_UPDATE,
+EDIT = Feed("feed:edit", sql.CHANGED_BY_EDIT, "uuid", sql.COUNT_AFTER_EDIT, sql.FIRST_AFTER_EDIT)
+EDIT_AUDIT = Feed(
+    "feed:editAudit", sql.CHANGED_BY_EDIT_AUDIT, "time", sql.COUNT_AFTER_EDIT_AUDIT, sql.FIRST_AFTER_EDIT_AUDIT
 )
 
 
@@ -171,8 +166,7 @@ def uuid7_floor(moment: datetime) -> uuid.UUID:
 def feeds(facts: ImmichFacts) -> list[Feed]:
     columns = facts.columns
     ocr = [UPDATE_ID, AUDIT] if columns.ocr_update_id and columns.ocr_audit else [OCR_AT]
-    # Edits hide text only where lines have a visibility (2.5+).
-    return ocr + ([ASSET_UPDATE] if columns.ocr_is_visible and columns.asset_update_id else [])
+    return ocr + ([EDIT, EDIT_AUDIT] if columns.ocr_is_visible and columns.edit_feeds else [])
 
 
 class OcrIndex:
@@ -208,11 +202,6 @@ class OcrIndex:
                 await conn.execute("TRUNCATE aio.ocr_index; DELETE FROM aio.meta WHERE key LIKE 'feed:%'")
                 for key, value in wanted.items():
                     await aio_schema.set_meta(conn, key, value)
-            await conn.execute(
-                "INSERT INTO aio.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                ASSET_UPDATE.key,
-                ASSET_UPDATE.encode(uuid7_floor(datetime.now(timezone.utc))),
-            )
         self.tokenizer = tokenizer
         if tokenizer == ZHPARSER:
             self._stop_jieba()

@@ -43,15 +43,21 @@ $$;
 CREATE TRIGGER "asset_updatedAt" BEFORE UPDATE ON asset FOR EACH ROW WHEN (pg_trigger_depth() = 0)
   EXECUTE FUNCTION updated_at();
 
--- Immich's editor (2.5+): the edits of a photo; triggers keep asset."isEdited" in step.
+-- Immich's editor (2.5+): the edits of a photo; triggers keep asset."isEdited" in step and (2.6+)
+-- audit removed edits.
 CREATE TABLE asset_edit (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   "assetId" uuid NOT NULL REFERENCES asset (id) ON DELETE CASCADE,
   action character varying NOT NULL,
   parameters jsonb NOT NULL,
   sequence integer NOT NULL,
+  "updatedAt" timestamp with time zone NOT NULL DEFAULT now(),
+  "updateId" uuid NOT NULL DEFAULT immich_uuid_v7(),
   UNIQUE ("assetId", sequence)
 );
+CREATE INDEX "asset_edit_updateId_idx" ON asset_edit ("updateId");
+CREATE TRIGGER "asset_edit_updatedAt" BEFORE UPDATE ON asset_edit FOR EACH ROW WHEN (pg_trigger_depth() = 0)
+  EXECUTE FUNCTION updated_at();
 CREATE FUNCTION asset_edit_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE asset SET "isEdited" = true FROM inserted_edit
@@ -71,6 +77,22 @@ END
 $$;
 CREATE TRIGGER asset_edit_delete AFTER DELETE ON asset_edit REFERENCING OLD TABLE AS deleted_edit
   FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0) EXECUTE FUNCTION asset_edit_delete();
+CREATE TABLE asset_edit_audit (
+  id uuid PRIMARY KEY DEFAULT immich_uuid_v7(),
+  "editId" uuid NOT NULL,
+  "assetId" uuid NOT NULL,
+  "deletedAt" timestamp with time zone NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX "asset_edit_audit_assetId_idx" ON asset_edit_audit ("assetId");
+CREATE INDEX "asset_edit_audit_deletedAt_idx" ON asset_edit_audit ("deletedAt");
+CREATE FUNCTION asset_edit_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO asset_edit_audit ("editId", "assetId") SELECT id, "assetId" FROM old;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER asset_edit_audit AFTER DELETE ON asset_edit REFERENCING OLD TABLE AS old
+  FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0) EXECUTE FUNCTION asset_edit_audit();
 
 CREATE TABLE asset_file (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
