@@ -69,6 +69,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/check-import-cycles.py aio_common gateway mt_photos_ai testing bench
 	BIN=$(BIN) scripts/check-compose.sh
 	BIN=$(BIN) scripts/check-kubernetes.sh
 	$(BIN)/hadolint Dockerfile.gateway Dockerfile.ai db/Dockerfile testing/standin_images/*.Containerfile

@@ -81,6 +81,21 @@ class BackendFailed(ApiError):
     """A backend answered with a server error or with something that is not its protocol."""
 
 
+class Answered(ApiError):
+    """Another server's own answer, passed back as it came: Immich refusing the caller's
+    credentials, or a search it will not run."""
+
+    def __init__(self, status: int, content: bytes, content_type: str | None) -> None:
+        super().__init__(f"Immich answered {status}")
+        self._status = status
+        self.content = content
+        self.content_type = content_type
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+
 class Internal(ApiError):
     """A fault nobody foresaw; logged with its traceback."""
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aio_common.errors import ApiError, TooLarge
+from aio_common.errors import Answered, ApiError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,13 @@ def unexpected_error(path: str, exc: BaseException) -> str:
 
 
 def install_error_handlers(app: FastAPI, shape: Shape = default_shape) -> None:
-    """Answer every ApiError, and any unexpected exception (as a logged 500), in one JSON shape."""
+    """Answer every ApiError, and any unexpected exception (as a logged 500), in one JSON shape;
+    another server's own answer (Answered) as it came."""
 
-    async def handle(request: Request, exc: Exception) -> JsonResponse:
+    async def handle(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if isinstance(exc, Answered):
+            return Response(exc.content, status_code=exc.status, media_type=exc.content_type)
         return JsonResponse(shape(request.url.path, exc.message), status_code=exc.status)
 
     async def unexpected(request: Request, exc: Exception) -> JsonResponse:

@@ -13,7 +13,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 # Credentials a URL can carry (Immich's ?apiKey= and ?sessionKey=, any *key= or *token=), as
 # they appear in access lines and client errors: the value never reaches a log line.
 _URL_CREDENTIAL = re.compile(r"(?i)([?&;][\w.-]*(?:key|token|secret|password)=)[^&#\s\"']*")
-# ... and a URL's user:password@ (a machine-learning URL, a database URL).
+# The password of a URL's user:password@ (a machine-learning URL, a database URL), likewise.
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']+:)[^@/\s\"']+@")
 # HTTP clients log every request at INFO, URL and query included: only their warnings are kept.
 _QUIET = ("httpx", "httpcore", "aiohttp.access", "aiohttp.client")

@@ -20,6 +20,8 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.process_collector import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aio_common import protocol
+
 # Latency buckets from a fast /ping to a slow OCR of a large photo on a small CPU.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 OTHER_ROUTE = "other"
@@ -51,6 +53,23 @@ class Registry:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# A request's task label, the same values in both services: what it asked for, the image tasks
+# joined by + in this order (ocr+clip-image), or clip-text for a text.
+OCR_TASK = "ocr"
+CLIP_IMAGE = "clip-image"
+CLIP_TEXT = "clip-text"
+FACES_TASK = "faces"
+_IMAGE_TASKS = {protocol.OCR: OCR_TASK, protocol.CLIP: CLIP_IMAGE, protocol.FACES: FACES_TASK}
+
+
+def predict_task(tasks: Iterable[str], has_image: bool) -> str:
+    """The task label of a /predict request for Immich's `tasks`."""
+    if not has_image:
+        return CLIP_TEXT
+    asked = set(tasks)
+    return "+".join(label for task, label in _IMAGE_TASKS.items() if task in asked) or OTHER_ROUTE
 
 
 def set_task(scope: Scope, task: str) -> None:

@@ -25,6 +25,8 @@ RECOGNITION = "recognition"
 
 IMAGE_SIZE_KEYS = ("imageHeight", "imageWidth")
 MAX_RESOLUTION = 2**31 - 1
+# The AI service's default bound on a CLIP text's length (its MAX_TEXT_CHARS).
+DEFAULT_MAX_TEXT_CHARS = 1000
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 

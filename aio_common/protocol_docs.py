@@ -4,10 +4,9 @@ also passes facial-recognition on)."""
 
 from __future__ import annotations
 
-from aio_common import openapi as o
-from aio_common import protocol as p
+from aio_common import openapi, protocol
 
-ENTRY: o.Schema = {
+ENTRY: openapi.Schema = {
     "type": "object",
     "required": ["modelName"],
     "properties": {
@@ -17,26 +16,26 @@ ENTRY: o.Schema = {
 }
 
 
-def with_options(options: o.Schema) -> o.Schema:
+def with_options(options: openapi.Schema) -> openapi.Schema:
     return {**ENTRY, "properties": {**ENTRY["properties"], "options": {"type": "object", "properties": options}}}
 
 
-IMAGE: o.Schema = {"type": "string", "format": "binary", "description": "The image: JPEG, PNG, WebP, ..."}
+IMAGE: openapi.Schema = {"type": "string", "format": "binary", "description": "The image: JPEG, PNG, WebP, ..."}
 SCORE = {"type": "number", "minimum": 0, "maximum": 1}
-OCR_TASK: o.Schema = {
+OCR_TASK: openapi.Schema = {
     "type": "object",
-    "required": [p.DETECTION, p.RECOGNITION],
+    "required": [protocol.DETECTION, protocol.RECOGNITION],
     "additionalProperties": False,
     "properties": {
-        p.DETECTION: with_options(
-            {"minScore": SCORE, "maxResolution": {"type": "integer", "minimum": 1, "maximum": p.MAX_RESOLUTION}}
+        protocol.DETECTION: with_options(
+            {"minScore": SCORE, "maxResolution": {"type": "integer", "minimum": 1, "maximum": protocol.MAX_RESOLUTION}}
         ),
-        p.RECOGNITION: with_options({"minScore": SCORE}),
+        protocol.RECOGNITION: with_options({"minScore": SCORE}),
     },
 }
 
 
-def clip_task(model_type: str, entry: o.Schema = ENTRY) -> o.Schema:
+def clip_task(model_type: str, entry: openapi.Schema = ENTRY) -> openapi.Schema:
     return {
         "type": "object",
         "required": [model_type],
@@ -45,7 +44,9 @@ def clip_task(model_type: str, entry: o.Schema = ENTRY) -> o.Schema:
     }
 
 
-def predict_body(image_entries: o.Schema, text_entries: o.Schema, text: o.Schema) -> dict[str, object]:
+def predict_body(
+    image_entries: openapi.Schema, text_entries: openapi.Schema, text: openapi.Schema
+) -> dict[str, object]:
     """An image with the tasks that read images, or a text with clip.textual (an image wins:
     a text sent beside it is not read)."""
     # The parts at the top (where multipart encoders look for them), the two shapes below.
@@ -63,10 +64,12 @@ def predict_body(image_entries: o.Schema, text_entries: o.Schema, text: o.Schema
             },
         ],
     }
-    return o.multipart_body(schema, {"entries": {"contentType": o.JSON}, "image": {"contentType": "image/*"}})
+    return openapi.multipart_body(
+        schema, {"entries": {"contentType": openapi.JSON}, "image": {"contentType": "image/*"}}
+    )
 
 
-def entries(tasks: dict[str, o.Schema], required: list[str] | None = None) -> o.Schema:
+def entries(tasks: dict[str, openapi.Schema], required: list[str] | None = None) -> openapi.Schema:
     return {
         "type": "object",
         "minProperties": 1,
@@ -78,17 +81,17 @@ def entries(tasks: dict[str, o.Schema], required: list[str] | None = None) -> o.
 
 
 VECTOR_LITERAL = {"type": "string", "description": "The normalised vector as a JSON array in a string"}
-PREDICT_ANSWER: o.Schema = {
+PREDICT_ANSWER: openapi.Schema = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        p.CLIP: VECTOR_LITERAL,
-        p.OCR: {
+        protocol.CLIP: VECTOR_LITERAL,
+        protocol.OCR: {
             "type": "object",
             "required": ["text", "box", "boxScore", "textScore"],
             "additionalProperties": False,
             "properties": {
-                "text": o.string_array("The lines, in reading order"),
+                "text": openapi.string_array("The lines, in reading order"),
                 "box": {"type": "array", "items": {"type": "number"}, "description": "8 numbers (0-1) per line"},
                 "boxScore": {"type": "array", "items": {"type": "number"}},
                 "textScore": {"type": "array", "items": {"type": "number"}},
@@ -99,7 +102,7 @@ PREDICT_ANSWER: o.Schema = {
     },
 }
 PREDICT_EXAMPLE = {
-    p.OCR: {
+    protocol.OCR: {
         "text": ["增值税电子普通发票"],
         "box": [0.1, 0.2, 0.9, 0.2, 0.9, 0.3, 0.1, 0.3],
         "boxScore": [0.93],

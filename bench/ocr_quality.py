@@ -198,8 +198,8 @@ async def run() -> None:
             database = database_for(name, query_timeout=60)
             await database.ensure()
             assert database.pool is not None and database.facts is not None
-            await index.prepare(database.pool)
-            await index.sync(database.pool, database.facts)
+            await index.passes.prepare(database.pool)
+            await index.passes.sync(database.pool, database.facts)
             for query, vector in zip(queries, query_vectors, strict=True):
                 relevant = _relevant(assets, query)
                 results[f"ocr: ({tokenizer})"].append(scores(await _ours(index, database, query["query"]), relevant))
@@ -242,11 +242,11 @@ async def _ours(
     by_vector: str | None = None,
 ) -> list[uuid.UUID]:
     assert database.pool is not None and database.facts is not None
-    tsquery = await index.tsquery(database.pool, words)
+    tsquery = await index.query.tsquery(database.pool, words)
     if not tsquery:
         return []
     dto = SmartSearch(query=words, visibility="timeline")
-    found = await index.search(
+    found = await index.query.search(
         database.pool, database.facts, tsquery, dto, str(OWNER), 1000, 0, by_date=by_date, by_vector=by_vector
     )
     return [uuid.UUID(a) for a in found]

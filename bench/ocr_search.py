@@ -121,16 +121,16 @@ async def measure(index: OcrIndex, database: Database, owners: list[uuid.UUID], 
     now, newest = datetime.now(timezone.utc), await pool.fetchval('SELECT max("ocrAt") FROM asset_job_status')
     await load(pool, owners, NEW, rng, vocab, now - newest, now)
     started = time.perf_counter()
-    done = await index.sync(pool, facts)
+    done = await index.passes.sync(pool, facts)
     elapsed = time.perf_counter() - started
     print(f"  incremental sync: {done} new OCR results in {elapsed:.2f} s = {done / elapsed:,.0f} rows/s")
     await pool.execute("ANALYZE")
     # Nothing new from here on; the feeds' last minute holds the rows just read, as after a busy job.
     legacy = ImmichFacts(facts.version, facts.version_from, dataclasses.replace(facts.columns, ocr_update_id=False))
     for label, feed_facts in (("3.x feeds", facts), ("2.x feed (ocrAt)", legacy)):
-        await index.sync(pool, feed_facts)
-        catch_up = await timed(lambda f=feed_facts: index.catch_up(pool, f, 1000), 30)
-        passes = await timed(lambda f=feed_facts: index.sync(pool, f), 5)
+        await index.passes.sync(pool, feed_facts)
+        catch_up = await timed(lambda f=feed_facts: index.passes.catch_up(pool, f, 1000), 30)
+        passes = await timed(lambda f=feed_facts: index.passes.sync(pool, f), 5)
         print(
             f"  nothing new, {label}: catch-up p50 {statistics.median(catch_up):.1f} ms"
             f" (p95 {percentile(catch_up, 0.95):.1f}); sync pass p50 {statistics.median(passes):.0f} ms"
@@ -140,8 +140,8 @@ async def measure(index: OcrIndex, database: Database, owners: list[uuid.UUID], 
     for i in range(QUERIES):
         words = QUERY_WORDS[i % len(QUERY_WORDS)]
         started = time.perf_counter()
-        query = await index.tsquery(pool, words)
-        found = await index.search(pool, facts, query, SmartSearch(query=words), user, 101, 0)
+        query = await index.query.tsquery(pool, words)
+        found = await index.query.search(pool, facts, query, SmartSearch(query=words), user, 101, 0)
         timings.append((time.perf_counter() - started) * 1000)
         fills.append(len(found))
     print(
@@ -169,10 +169,10 @@ async def run() -> None:
             await database.ensure()
             assert database.pool is not None and database.facts is not None
             index = OcrIndex(1000, tokenizer, workers=os.cpu_count() or 1, zhparser=zhparser_beside())  # type: ignore[arg-type]
-            await index.prepare(database.pool)  # another tokenizer built it: emptied for a rebuild
+            await index.passes.prepare(database.pool)  # another tokenizer built it: emptied for a rebuild
             print(f"\n{tokenizer}:")
             started = time.perf_counter()
-            done = await index.sync(database.pool, database.facts)
+            done = await index.passes.sync(database.pool, database.facts)
             elapsed = time.perf_counter() - started
             print(f"  backfill: {done:,} assets indexed in {elapsed:.0f} s = {done / elapsed:,.0f} rows/s")
             await measure(index, database, owners, vocab, rng)

@@ -9,65 +9,77 @@ from __future__ import annotations
 
 from typing import Any
 
-from aio_common import openapi as o
-from aio_common import protocol as p
-from aio_common import protocol_docs as pd
-from gateway.immich.dto import MAX_SAFE_INTEGER, SmartSearch
+from aio_common import openapi, protocol, protocol_docs
+from gateway.immich.dto import MetadataSearch, SmartSearch
+from gateway.reprocess.bodies import ReprocessAnswer, ReprocessRequest
 
 # Immich's credentials, in the forms Immich takes (the gateway passes them on to Immich).
-IMMICH_SCHEMES: dict[str, o.Schema] = {
+IMMICH_SCHEMES: dict[str, openapi.Schema] = {
     "ImmichApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
     "ImmichBearer": {"type": "http", "scheme": "bearer"},
     "ImmichCookie": {"type": "apiKey", "in": "cookie", "name": "immich_access_token"},
 }
 # Immich's own error answer, passed back as Immich gave it (a refused credential, a bad field).
-IMMICH_ERROR: o.Schema = {
+IMMICH_ERROR: openapi.Schema = {
     "type": "object",
     "required": ["message", "statusCode"],
     "properties": {
-        "message": {"anyOf": [{"type": "string"}, o.string_array("What is wrong")]},
+        "message": {"anyOf": [{"type": "string"}, openapi.string_array("What is wrong")]},
         "statusCode": {"type": "integer"},
         "error": {"type": "string"},
     },
 }
-EITHER_ERROR: o.Schema = {"anyOf": [o.ERROR, IMMICH_ERROR]}
+EITHER_ERROR: openapi.Schema = {"anyOf": [openapi.ERROR, IMMICH_ERROR]}
 IMMICH_CREDENTIALS: list[dict[str, list[str]]] = [{name: []} for name in IMMICH_SCHEMES]
 
 
-def _entry(names: list[str]) -> o.Schema:
-    return {**pd.ENTRY, "properties": {**pd.ENTRY["properties"], "modelName": {"enum": names}}}
+def _entry(names: list[str]) -> openapi.Schema:
+    return {**protocol_docs.ENTRY, "properties": {**protocol_docs.ENTRY["properties"], "modelName": {"enum": names}}}
 
 
-FACES_TASK: o.Schema = {
+FACES_TASK: openapi.Schema = {
     "type": "object",
-    "required": [p.DETECTION],
+    "required": [protocol.DETECTION],
     "additionalProperties": False,
-    "properties": {p.DETECTION: pd.ENTRY, p.RECOGNITION: pd.ENTRY},
+    "properties": {protocol.DETECTION: protocol_docs.ENTRY, protocol.RECOGNITION: protocol_docs.ENTRY},
     "description": "Answered by the stock Immich ML server",
 }
-FACES_ANSWER: o.Schema = {
+FACES_ANSWER: openapi.Schema = {
     "type": "array",
     "items": {
         "type": "object",
         "required": ["boundingBox", "embedding", "score"],
         "properties": {
             "boundingBox": {"type": "object", "additionalProperties": {"type": "number"}},
-            "embedding": pd.VECTOR_LITERAL,
+            "embedding": protocol_docs.VECTOR_LITERAL,
             "score": {"type": "number"},
         },
     },
 }
-TEXT = {"type": "string", "minLength": 1, "maxLength": 1000, "description": "At most the AI's MAX_TEXT_CHARS"}
+TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": protocol.DEFAULT_MAX_TEXT_CHARS,
+    "description": "At most the AI's MAX_TEXT_CHARS",
+}
 
 
 def predict_path(names: list[str]) -> dict[str, Any]:
     """The /predict path item, for the CLIP model names that fit the served model."""
     entry = _entry(names)
-    image_entries = pd.entries({p.CLIP: pd.clip_task(p.VISUAL, entry), p.OCR: pd.OCR_TASK, p.FACES: FACES_TASK})
-    text_entries = pd.entries({p.CLIP: pd.clip_task(p.TEXTUAL, entry)}, required=[p.CLIP])
+    image_entries = protocol_docs.entries(
+        {
+            protocol.CLIP: protocol_docs.clip_task(protocol.VISUAL, entry),
+            protocol.OCR: protocol_docs.OCR_TASK,
+            protocol.FACES: FACES_TASK,
+        }
+    )
+    text_entries = protocol_docs.entries(
+        {protocol.CLIP: protocol_docs.clip_task(protocol.TEXTUAL, entry)}, required=[protocol.CLIP]
+    )
     answer = {
-        **pd.PREDICT_ANSWER,
-        "properties": {**pd.PREDICT_ANSWER["properties"], p.FACES: FACES_ANSWER},
+        **protocol_docs.PREDICT_ANSWER,
+        "properties": {**protocol_docs.PREDICT_ANSWER["properties"], protocol.FACES: FACES_ANSWER},
     }
     return {
         "post": {
@@ -76,10 +88,10 @@ def predict_path(names: list[str]) -> dict[str, Any]:
             "to their backends (concurrently) and the answers merged. CLIP model names must fit the "
             "dimension of the model the AI service serves (GET /health lists them).",
             "operationId": "predict",
-            **pd.predict_body(image_entries, text_entries, TEXT),
+            **protocol_docs.predict_body(image_entries, text_entries, TEXT),
             "responses": {
-                **o.ok(answer, pd.PREDICT_EXAMPLE),
-                **o.errors(400, 413, 422, 502, 503, 504),
+                **openapi.ok(answer, protocol_docs.PREDICT_EXAMPLE),
+                **openapi.errors(400, 413, 422, 502, 503, 504),
             },
         }
     }
@@ -87,8 +99,8 @@ def predict_path(names: list[str]) -> dict[str, Any]:
 
 _SEARCH_SCHEMA = SmartSearch.model_json_schema(ref_template="#/components/schemas/{model}")
 # The filter tree's parts, for the document's components.
-SEARCH_PARTS: dict[str, o.Schema] = _SEARCH_SCHEMA.pop("$defs")
-SEARCH_BODY: o.Schema = {
+SEARCH_PARTS: dict[str, openapi.Schema] = _SEARCH_SCHEMA.pop("$defs")
+SEARCH_BODY: openapi.Schema = {
     **_SEARCH_SCHEMA,
     "description": "Immich's SmartSearchDto. `ocr:words` searches the OCR word index, `clip:words` "
     "Immich's CLIP ranking alone, plain words both (fused). With Immich's `ocr` field (or 3.2's "
@@ -99,7 +111,7 @@ SEARCH_BODY["properties"]["query"] = {"type": "string", "minLength": 1}
 # Words, or an example asset (forwarded to Immich as it is).
 SEARCH_BODY["required"] = []
 SEARCH_BODY["anyOf"] = [{"required": ["query"]}, {"required": ["queryAssetId"]}]
-SEARCH_ANSWER: o.Schema = {
+SEARCH_ANSWER: openapi.Schema = {
     "type": "object",
     "required": ["albums", "assets"],
     "properties": {
@@ -119,43 +131,36 @@ SEARCH_ANSWER: o.Schema = {
 SEARCH = {
     "summary": "Immich's smart search, with `ocr:` and `clip:` prefixes and mixed ranking",
     "responses": {
-        **o.ok(SEARCH_ANSWER, {"albums": {}, "assets": {"total": 0, "count": 0, "items": [], "nextPage": None}}),
-        **o.errors(400, 401, 403, 502, 503, 504, schema=EITHER_ERROR),
+        **openapi.ok(SEARCH_ANSWER, {"albums": {}, "assets": {"total": 0, "count": 0, "items": [], "nextPage": None}}),
+        **openapi.errors(400, 401, 403, 502, 503, 504, schema=EITHER_ERROR),
     },
     "openapi_extra": {
-        **o.json_body(SEARCH_BODY, {"query": "ocr:发票", "page": 1, "size": 100}),
+        **openapi.json_body(SEARCH_BODY, {"query": "ocr:发票", "page": 1, "size": 100}),
         "security": IMMICH_CREDENTIALS,
     },
 }
 
-METADATA_BODY: o.Schema = {
-    "type": "object",
+METADATA_BODY: openapi.Schema = {
+    **MetadataSearch.model_json_schema(),
     "description": "Immich's MetadataSearchDto. With `ocr` (or 3.2's `filter.ocr`), Immich's OCR search "
     "type, answered from the OCR word index in Immich's date order; without it, or with filters the index "
     "does not apply, passed to Immich.",
-    "properties": {
-        "ocr": {"type": "string"},
-        "page": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER},
-        "size": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "order": {"enum": ["asc", "desc"]},
-        "withExif": {"type": "boolean"},
-    },
+    "required": [],
 }
 METADATA_SEARCH = {
     "summary": "Immich's metadata search; its OCR search type answered from the OCR word index",
     "responses": {
-        **o.ok(SEARCH_ANSWER, {"albums": {}, "assets": {"total": 0, "count": 0, "items": [], "nextPage": None}}),
-        **o.errors(400, 401, 403, 502, 503, 504, schema=EITHER_ERROR),
+        **openapi.ok(SEARCH_ANSWER, {"albums": {}, "assets": {"total": 0, "count": 0, "items": [], "nextPage": None}}),
+        **openapi.errors(400, 401, 403, 502, 503, 504, schema=EITHER_ERROR),
     },
     "openapi_extra": {
-        **o.json_body(METADATA_BODY, {"ocr": "发票", "page": 1, "withExif": True}, required=False),
+        **openapi.json_body(METADATA_BODY, {"ocr": "发票", "page": 1, "withExif": True}, required=False),
         "security": IMMICH_CREDENTIALS,
     },
 }
 
-REPROCESS_BODY: o.Schema = {
-    "type": "object",
-    "properties": {"ocr": {"type": "boolean", "default": True}, "clip": {"type": "boolean", "default": True}},
+REPROCESS_BODY: openapi.Schema = {
+    **ReprocessRequest.model_json_schema(),
     "not": {
         "required": ["ocr", "clip"],
         "properties": {"ocr": {"const": False}, "clip": {"const": False}},
@@ -167,30 +172,12 @@ REPROCESS = {
     "responses": {
         202: {
             "description": "Reset, and Immich's queues started (or pending: already running)",
-            "content": {
-                o.JSON: {
-                    "schema": {
-                        "type": "object",
-                        "required": ["assetId", "queued", "pending", "kept"],
-                        "properties": {
-                            "assetId": {"type": "string"},
-                            "queued": o.string_array("Immich queues started now"),
-                            "pending": o.string_array("Queues started later (they were running)"),
-                            "kept": {
-                                "type": "object",
-                                "description": "Results kept, by queue, with the reason: Immich's job cannot redo "
-                                "them for a photo edited in its editor",
-                                "additionalProperties": {"type": "string"},
-                            },
-                        },
-                    }
-                }
-            },
+            "content": {openapi.JSON: {"schema": ReprocessAnswer.model_json_schema()}},
         },
-        **o.errors(401, 403, 404, 409, 422, 502, 503, 504, schema=EITHER_ERROR),
+        **openapi.errors(401, 403, 404, 409, 422, 502, 503, 504, schema=EITHER_ERROR),
     },
     "openapi_extra": {
-        **o.json_body(REPROCESS_BODY, {"ocr": True, "clip": False}, required=False),
+        **openapi.json_body(REPROCESS_BODY, {"ocr": True, "clip": False}, required=False),
         "security": IMMICH_CREDENTIALS,
     },
 }

@@ -17,18 +17,18 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from aio_common import protocol as p
-from gateway.immich.api import Credentials, ImmichApi, JobNotStarted
+from aio_common import protocol
+from gateway.immich.api import Credentials, ImmichClient, JobNotStarted
 
 log = logging.getLogger(__name__)
 
 # Immich's queue that computes each task's result.
-QUEUES = {p.OCR: "ocr", p.CLIP: "smartSearch"}
+QUEUES = {protocol.OCR: "ocr", protocol.CLIP: "smartSearch"}
 
 
 class Healer:
-    def __init__(self, immich: ImmichApi, admin: Credentials | None) -> None:
-        self.immich = immich
+    def __init__(self, immich_server: ImmichClient, admin: Credentials | None) -> None:
+        self.immich_server = immich_server
         self.admin = admin
         self.owed: set[str] = set(QUEUES.values())
         self.missed = 0
@@ -47,7 +47,7 @@ class Healer:
             return
         for queue in sorted(self.owed):
             try:
-                await self.immich.start_job(queue, self.admin)
+                await self.immich_server.start_job(queue, self.admin)
             except JobNotStarted:
                 continue  # still running: started again at a later step
             self.owed.discard(queue)

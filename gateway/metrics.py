@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from aio_common import protocol as p
+from aio_common import protocol
 from aio_common.metrics import LATENCY_BUCKETS, Registry, bounded
 
 METRICS = Registry("aio_gateway")
 _registry = METRICS.registry
 
-KNOWN_TASKS = (p.CLIP, p.OCR, p.FACES)
+KNOWN_TASKS = (protocol.CLIP, protocol.OCR, protocol.FACES)
 SEARCH_KINDS = ("ocr", "clip", "mixed", "metadata-ocr", "smart-ocr", "forwarded")
 
 PREDICT = Counter(

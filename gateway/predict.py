@@ -12,14 +12,14 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from aio_common import protocol as p
+from aio_common import protocol
 from aio_common.errors import ApiError, BadRequest
 from aio_common.forms import parse_form, text_field
 from aio_common.http import JsonResponse, error_body, unexpected_error
-from aio_common.metrics import set_task
-from gateway import metrics
+from aio_common.metrics import predict_task, set_task
 from gateway.backends import BackendReply
-from gateway.routing import Router
+from gateway.parts import Parts
+from gateway.task_router import TaskRouter
 
 PATH = "/predict"
 
@@ -39,13 +39,13 @@ class PredictEndpoint:
             refused = JsonResponse(error_body("Method Not Allowed"), status_code=405, headers={"allow": "POST"})
             await refused(scope, receive, send)
             return
-        router: Router = scope["app"].state.router
+        parts: Parts = scope["app"].state.parts
         content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
         try:
             body = await _body(receive)
             if body is None:
                 return  # the client went away; nobody is left to answer
-            reply = await predict(router, body, content_type, scope)
+            reply = await predict(parts.tasks, body, content_type, scope)
         except ApiError as exc:
             reply = BackendReply(exc.status, orjson.dumps(error_body(exc.message)), "application/json")
         except Exception as exc:  # the error boundary of this route: a logged JSON 500, never plain text
@@ -69,11 +69,11 @@ async def _body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def predict(router: Router, body: bytes, content_type: str, scope: Scope) -> BackendReply:
+async def predict(tasks: TaskRouter, body: bytes, content_type: str, scope: Scope) -> BackendReply:
     """Check the request as the stock server would, then route it; the body is forwarded as received."""
     form = parse_form(body, content_type)
-    entries = p.parse_entries(form.get("entries"))
-    set_task(scope, "+".join(sorted({metrics.task_label(task) for task in entries})))
+    entries = protocol.parse_entries(form.get("entries"))
+    set_task(scope, predict_task(entries, "image" in form or "text" not in form))
     payload: dict[str, Any] = {}
     if "image" in form:  # Form.__contains__: a look-up, never a copy of the image
         payload["image"] = form.view("image")  # copied only if the request must be split
@@ -83,5 +83,5 @@ async def predict(router: Router, body: bytes, content_type: str, scope: Scope) 
         raise BadRequest("Either image or text must be provided.")
     if not payload:
         # A newer Immich sends only an assetId for models that fetch the asset themselves.
-        return await router.immich.post(PATH, content=body, content_type=content_type)
-    return await router.predict(entries, body, content_type, payload)
+        return await tasks.stock_ml.post(PATH, content=body, content_type=content_type)
+    return await tasks.predict(entries, body, content_type, payload)

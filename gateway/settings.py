@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aio_common.http import DEFAULT_KEY
 
 BackendName = Literal["ai", "immich"]
+
+
+def _also(old: str) -> AliasChoices:
+    """A setting read by its name, or by the name an earlier release gave it."""
+    return AliasChoices(old.replace("hybrid", "mixed"), old)
 
 
 def split_urls(value: str) -> list[str]:
@@ -65,14 +70,15 @@ class Settings(BaseSettings):
     # Immich's own `ocr` search field (its OCR search type, and smart search with `ocr`)
     # answered from the word index; off: forwarded to Immich untouched.
     ocr_field_search: bool = True
-    # Plain smart searches: Immich's CLIP ranking fused with the OCR ranking (reciprocal rank
-    # fusion: weight / (k + rank) summed over both lists).
-    hybrid_search: bool = True
-    hybrid_rrf_k: float = Field(default=60.0, gt=0)
-    hybrid_clip_weight: float = Field(default=1.0, ge=0)
-    hybrid_ocr_weight: float = Field(default=1.0, ge=0)
+    # Mixed search of plain smart searches: Immich's CLIP ranking fused with the OCR ranking
+    # (reciprocal rank fusion: weight / (k + rank) summed over both lists). The HYBRID_* names of
+    # earlier releases are still read.
+    mixed_search: bool = Field(default=True, validation_alias=_also("hybrid_search"))
+    mixed_rrf_k: float = Field(default=60.0, gt=0, validation_alias=_also("hybrid_rrf_k"))
+    mixed_clip_weight: float = Field(default=1.0, ge=0, validation_alias=_also("hybrid_clip_weight"))
+    mixed_ocr_weight: float = Field(default=1.0, ge=0, validation_alias=_also("hybrid_ocr_weight"))
     # Mixed ranking covers this many results; deeper pages are refused (use clip: or ocr:).
-    hybrid_max_depth: int = Field(default=2000, ge=1)
+    mixed_max_depth: int = Field(default=2000, ge=1, validation_alias=_also("hybrid_max_depth"))
     # Re-processing: an Immich admin's API key (to start Immich's jobs) and the tag that asks for it.
     immich_admin_api_key: str = ""
     reprocess_tag: str = "AI/Reprocess"
@@ -114,5 +120,5 @@ class Settings(BaseSettings):
         return split_urls(self.mt_photos_api)
 
     @property
-    def immich_urls(self) -> list[str]:
+    def stock_ml_urls(self) -> list[str]:
         return split_urls(self.immich_api)

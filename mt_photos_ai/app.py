@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from aio_common import openapi as o
+from aio_common import openapi
 from aio_common.background import Loops
 from aio_common.http import DEFAULT_KEY, BodyLimitMiddleware, error_body, install_error_handlers
 from aio_common.metrics import install as install_metrics
@@ -29,8 +29,8 @@ from mt_photos_ai.tasks import Tasks
 log = logging.getLogger(__name__)
 
 NAME = "mt-photos-ai: Chinese OCR (RapidOCR) and Chinese-CLIP for Immich and MT Photos"
-MESSAGE: o.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
-INFO: o.Schema = {
+MESSAGE: openapi.Schema = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
+INFO: openapi.Schema = {
     "type": "object",
     "required": ["clip", "ocr", "device", "versions"],
     "properties": {
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             200: {
                 "description": "The service's name",
                 "content": {
-                    o.JSON: {"schema": MESSAGE, "example": {"message": NAME}},
+                    openapi.JSON: {"schema": MESSAGE, "example": {"message": NAME}},
                     "text/html": {"schema": {"type": "string"}},
                 },
             }
@@ -110,8 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/info",
         dependencies=[Depends(require_key)],
         summary="The served models, their state, the device and the versions",
-        responses={**o.ok(INFO), **o.errors(401)},
-        openapi_extra={"security": o.KEY_REQUIRED},
+        responses={**openapi.ok(INFO), **openapi.errors(401)},
+        openapi_extra={"security": openapi.KEY_REQUIRED},
     )
     async def info(request: Request) -> dict[str, Any]:
         runtime = service_of(request).runtime
@@ -134,9 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "angleClassifier": settings.ocr_angle_classifier,
                 # The model name asked for (Immich's, else OCR_MODEL), the files that serve it,
                 # and why the bundled models serve instead, when they do.
-                "asked": runtime.ocr_asked or None,
+                "asked": runtime.ocr_loader.asked or None,
                 "models": ocr_engine.models if ocr_engine else None,
-                "fallback": runtime.ocr_model.missing if runtime.ocr_model else None,
+                "fallback": runtime.ocr_loader.model.missing if runtime.ocr_loader.model else None,
                 "providers": ocr_engine.providers if ocr_engine else None,
                 **runtime.ocr.state(),
             },
@@ -150,8 +150,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mtphotos.router)
     # Bodies whose limits are settings (MAX_TEXT_CHARS).
     bodies = {"/predict": docs.predict_body(settings), "/clip/txt": docs.clip_text_body(settings)}
-    o.install(
-        app, version=_version("immich-all-in-one") or "0", schemes={o.API_KEY: o.API_KEY_SCHEME}, post_bodies=bodies
+    openapi.install(
+        app,
+        version=_version("immich-all-in-one") or "0",
+        schemes={openapi.API_KEY: openapi.API_KEY_SCHEME},
+        post_bodies=bodies,
     )
     return app
 

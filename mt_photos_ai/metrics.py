@@ -13,11 +13,6 @@ from aio_common.metrics import Registry
 METRICS = Registry("aio_ai")
 _registry = METRICS.registry
 
-# The task label of a request: which of the service's three things it asked for.
-OCR = "ocr"
-CLIP_IMAGE = "clip-image"
-CLIP_TEXT = "clip-text"
-OCR_AND_CLIP_IMAGE = "ocr+clip-image"
 
 INFERENCE_SECONDS = Histogram(
     "aio_ai_inference_duration_seconds",

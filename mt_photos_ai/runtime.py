@@ -18,8 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from aio_common.errors import ApiError, Busy, ModelUnavailable
 from mt_photos_ai import metrics
 from mt_photos_ai.engines.clip import ClipEngine, load_clip
-from mt_photos_ai.engines.ocr import OcrEngine
-from mt_photos_ai.engines.ocr_models import OcrModel, choose
+from mt_photos_ai.engines.ocr import OcrEngine, OcrLoader
 from mt_photos_ai.memory import return_free_heap
 from mt_photos_ai.sessions import ClipUnavailable
 from mt_photos_ai.settings import Preloadable, Settings
@@ -143,11 +142,8 @@ class Runtime:
         self.settings = settings
         device = settings.resolved_device
         self.clip: ModelSlot[ClipEngine] = ModelSlot("clip", lambda: load_clip(settings), ClipUnavailable)
-        self.ocr: ModelSlot[OcrEngine] = ModelSlot("ocr", lambda: self._ocr_engine(device), RuntimeError)
-        # The OCR model name the slot serves (Immich's, else OCR_MODEL), and what it resolved to.
-        self.ocr_asked = settings.ocr_model
-        self.ocr_model: OcrModel | None = None
-        self._ocr_fallbacks_logged: set[str] = set()
+        self.ocr_loader = OcrLoader(settings)
+        self.ocr: ModelSlot[OcrEngine] = ModelSlot("ocr", self.ocr_loader.load, RuntimeError)
         threads = settings.request_threads
         if device == "cuda" and settings.clip_batch_wait_ms > 0:
             threads += settings.clip_batch_size  # requests wait on a shared pass: let a batch fill
@@ -164,39 +160,9 @@ class Runtime:
         """The OCR slot, serving Immich's model name `asked` (None: the one it serves now). A
         new name unloads the engine; the next use loads the new one (Immich asks one name at a
         time: its admin setting)."""
-        if asked is not None and asked != self.ocr_asked:
-            log.info("OCR model asked for: %s (was %s)", asked or "none", self.ocr_asked or "none")
-            self.ocr_asked = asked
+        if self.ocr_loader.ask(asked):
             self.ocr.unload()
         return self.ocr
-
-    def _ocr_engine(self, device: str) -> OcrEngine:
-        """The engine for the asked model (in a worker thread: finding it may download), else the
-        bundled one, with one WARNING per asked name that cannot be served."""
-        settings = self.settings
-
-        def build(model: OcrModel) -> OcrEngine:
-            return OcrEngine(
-                device, settings.ocr_angle_classifier, settings.ocr_cpu_arena, model, settings.resolved_ocr_threads
-            )
-
-        model = choose(self.ocr_asked, settings.ocr_model_dir, settings.ocr_auto_download)
-        try:
-            engine = build(model)  # a model that cannot be served has no files: the bundled ones
-        except Exception as exc:  # onnxruntime's kinds for a damaged file
-            if model.bundled:
-                raise
-            model = OcrModel(model.asked, missing=f"{model.asked}'s files could not be loaded: {exc}"[:600])
-            engine = build(model)
-        if model.missing and model.asked not in self._ocr_fallbacks_logged:
-            self._ocr_fallbacks_logged.add(model.asked)
-            log.warning("OCR: %s; serving the bundled %s instead", model.missing, ", ".join(engine.models))
-        self.ocr_model = model
-        return engine
-
-    @property
-    def pending(self) -> int:
-        return self._pending
 
     async def run(self, slot: ModelSlot[E], work: Callable[[E], R]) -> R:
         """Run `work(engine)` on the pool; 503 at once when the pool and its queue are full."""

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from aio_common import protocol
 from aio_common.http import DEFAULT_KEY
 from mt_photos_ai.clip_models import ClipModelName
 
@@ -75,7 +76,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     max_image_side: int = 10_000
-    max_text_chars: int = 1000
+    max_text_chars: int = protocol.DEFAULT_MAX_TEXT_CHARS
 
     log_level: str = "INFO"
     # Prometheus metrics at /metrics; on a port of their own when METRICS_PORT is set.

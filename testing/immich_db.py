@@ -13,9 +13,10 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from gateway import aio_schema
 from gateway.immich.db import Database
 from gateway.immich.facts import Version
-from gateway.search.index import MAX_LANES
+from gateway.search.passes import MAX_LANES
 from gateway.search.zhparser import Zhparser
 from testing.servers import serve
 from testing.standins import ImmichServer, stock_immich_server
@@ -41,6 +42,7 @@ def database_for(name: str, release: str = "3.2", query_timeout: float = 10, por
         connect_timeout=10,
         query_timeout=query_timeout,
         server_version=version,
+        set_up=aio_schema.migrate,
     )
 
 

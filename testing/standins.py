@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
 from pydantic import ValidationError
 
-from aio_common import protocol as p
+from aio_common import protocol
 from gateway.immich.dto import MetadataSearch, SmartSearch
 
 
@@ -93,9 +93,9 @@ def _ml_server(behaviour: Behaviour) -> FastAPI:
 
 # The tasks and model types the stock server's request model takes; anything else is its 422.
 STOCK_TYPES = {
-    p.FACES: {p.DETECTION, p.RECOGNITION},
-    p.CLIP: {p.VISUAL, p.TEXTUAL},
-    p.OCR: {p.DETECTION, p.RECOGNITION},
+    protocol.FACES: {protocol.DETECTION, protocol.RECOGNITION},
+    protocol.CLIP: {protocol.VISUAL, protocol.TEXTUAL},
+    protocol.OCR: {protocol.DETECTION, protocol.RECOGNITION},
 }
 
 
@@ -108,7 +108,7 @@ def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
         for task, types in received.entries.items():
             if task not in STOCK_TYPES or not isinstance(types, dict) or not set(types) <= STOCK_TYPES[task]:
                 return JSONResponse({"detail": f"Invalid request format: {task}"}, 422)
-        if p.DETECTION not in received.entries.get(p.FACES, {p.DETECTION: None}):
+        if protocol.DETECTION not in received.entries.get(protocol.FACES, {protocol.DETECTION: None}):
             return JSONResponse({"detail": "facial recognition needs a detection model"}, 400)
         if behaviour.raw_answer is not None:
             return PlainTextResponse(behaviour.raw_answer)
@@ -117,16 +117,21 @@ def stock_immich_ml(behaviour: Behaviour) -> FastAPI:
         except OSError:  # the stock server's gap: an undecodable image is its 500
             return PlainTextResponse("Internal Server Error", 500)
         answer: dict[str, Any] = {}
-        if p.FACES in received.entries:
-            answer[p.FACES] = [
+        if protocol.FACES in received.entries:
+            answer[protocol.FACES] = [
                 {
                     "boundingBox": {"x1": 10.0, "y1": -5.0, "x2": 90.0, "y2": 100.0},
-                    "embedding": p.embedding_literal([0.01] * 512),
+                    "embedding": protocol.embedding_literal([0.01] * 512),
                     "score": 0.81,
                 }
             ]
-        if p.OCR in received.entries:
-            answer[p.OCR] = {"text": ["stock"], "box": [0, 0, 1, 0, 1, 1, 0, 1], "boxScore": [0.9], "textScore": [0.9]}
+        if protocol.OCR in received.entries:
+            answer[protocol.OCR] = {
+                "text": ["stock"],
+                "box": [0, 0, 1, 0, 1, 1, 0, 1],
+                "boxScore": [0.9],
+                "textScore": [0.9],
+            }
         if data is not None:
             answer.update(imageHeight=height, imageWidth=width)
         return answer
@@ -147,10 +152,15 @@ def fake_ai(behaviour: Behaviour) -> FastAPI:
         if behaviour.raw_answer is not None:
             return PlainTextResponse(behaviour.raw_answer)
         answer: dict[str, Any] = {"imageHeight": 10, "imageWidth": 20} if received.image_sha256 else {}
-        if p.CLIP in received.entries:
-            answer[p.CLIP] = p.embedding_literal([0.5] * behaviour.dimension)
-        if p.OCR in received.entries:
-            answer[p.OCR] = {"text": ["fake"], "box": [0, 0, 1, 0, 1, 1, 0, 1], "boxScore": [0.9], "textScore": [0.9]}
+        if protocol.CLIP in received.entries:
+            answer[protocol.CLIP] = protocol.embedding_literal([0.5] * behaviour.dimension)
+        if protocol.OCR in received.entries:
+            answer[protocol.OCR] = {
+                "text": ["fake"],
+                "box": [0, 0, 1, 0, 1, 1, 0, 1],
+                "boxScore": [0.9],
+                "textScore": [0.9],
+            }
         return answer
 
     return app

@@ -48,12 +48,12 @@ async def _backup_of_an_indexed_library() -> tuple[bytes, str]:
         await db.pool.execute(SETUP_SQL)  # where an earlier install put zhparser
         index = OcrIndex(3, "auto", 2, zhparser_beside())
         try:
-            await index.prepare(db.pool)
-            assert index.tokenizer == "zhparser"
+            await index.passes.prepare(db.pool)
+            assert index.words.tokenizer == "zhparser"
             assert not await db.pool.fetchval(HAS_ZHPARSER), "zhparser was taken out of Immich's database"
             assert await db.pool.fetchval("SELECT count(*) FROM pg_ts_config WHERE cfgname = 'chinese'") == 0
             invoice = await ImmichRows(db.pool, "3.2").asset(OWNER, ["增值税电子普通发票"])
-            assert await index.sync(db.pool, db.facts) == 1
+            assert await index.passes.sync(db.pool, db.facts) == 1
             return immich_backup.pg_dump(name, 5432), invoice
         finally:
             await index.close()
@@ -79,12 +79,12 @@ async def test_a_backup_restores_and_the_index_comes_back(servers, server, immic
     assert db.pool is not None and db.facts is not None
     index = OcrIndex(3, "auto", 2, zhparser_beside(port=cluster.port))
     try:
-        await index.prepare(db.pool)
+        await index.passes.prepare(db.pool)
         kept = await db.pool.fetchval("SELECT count(*) FROM aio.ocr_index")
-        assert (index.tokenizer, kept) == (("jieba", 0) if server == "without zhparser" else ("zhparser", 1))
-        await index.sync(db.pool, db.facts)
-        query = await index.tsquery(db.pool, "发票")
-        found = await index.search(db.pool, db.facts, query, SmartSearch(query="发票"), OWNER, 10, 0)
+        assert (index.words.tokenizer, kept) == (("jieba", 0) if server == "without zhparser" else ("zhparser", 1))
+        await index.passes.sync(db.pool, db.facts)
+        query = await index.query.tsquery(db.pool, "发票")
+        found = await index.query.search(db.pool, db.facts, query, SmartSearch(query="发票"), OWNER, 10, 0)
         assert found == [invoice]
         assert not await db.pool.fetchval(HAS_ZHPARSER)
     finally:

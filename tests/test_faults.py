@@ -179,6 +179,6 @@ async def test_a_deep_mixed_page_is_refused_fast_and_ping_stays_quick():
                     pings.append(time.monotonic() - started)
                     await asyncio.sleep(0.005)
                 last = await deepest
-    assert deep.status_code == 400 and "HYBRID_MAX_DEPTH" in deep.json()["detail"]
+    assert deep.status_code == 400 and "MIXED_MAX_DEPTH" in deep.json()["detail"]
     assert last.status_code == 200 and len(last.json()["assets"]["items"]) == 1000
     assert pings and max(pings) < 0.25

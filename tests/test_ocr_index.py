@@ -16,7 +16,7 @@ from aio_common.errors import Unavailable
 from gateway import aio_schema
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
-from gateway.search import index as index_module
+from gateway.search import feeds as feeds_module
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import FOLDING, SPLITTING
 from testing.immich_db import ImmichRows, database_for, scratch_database, zhparser_beside
@@ -38,14 +38,16 @@ class Ctx:
 
     async def sync(self) -> int:
         assert self.db.facts is not None
-        return await self.index.sync(self.pool, self.db.facts)
+        return await self.index.passes.sync(self.pool, self.db.facts)
 
     async def find(self, words: str, user: str = ALICE, **dto: Any) -> list[str]:
         assert self.db.facts is not None
-        query = await self.index.tsquery(self.pool, words)
+        query = await self.index.query.tsquery(self.pool, words)
         if not query:
             return []
-        return await self.index.search(self.pool, self.db.facts, query, SmartSearch(query=words, **dto), user, 100, 0)
+        return await self.index.query.search(
+            self.pool, self.db.facts, query, SmartSearch(query=words, **dto), user, 100, 0
+        )
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ async def ctx(release, tokenizer):
         await db.ensure()
         index = OcrIndex(batch_size=3, tokenizer=tokenizer, workers=2, zhparser=zhparser_beside())
         assert db.pool is not None
-        await index.prepare(db.pool)
+        await index.passes.prepare(db.pool)
         yield Ctx(index, ImmichRows(db.pool, release), db)
         await index.close()
         await db.close()
@@ -135,11 +137,11 @@ async def test_newest_first_between_equal_ranks_and_a_date_edited_in_immich(ctx)
     assert await ctx.find("发票") == [new, old]
     facts = ctx.db.facts
     assert facts is not None
-    second_page = await ctx.index.search(ctx.pool, facts, "'发票'", SmartSearch(query="发票"), ALICE, 1, 1)
+    second_page = await ctx.index.query.search(ctx.pool, facts, "'发票'", SmartSearch(query="发票"), ALICE, 1, 1)
     assert second_page == [old]
     # Immich's date edit touches no OCR feed: the order follows at the next reconcile.
     await ctx.pool.execute('UPDATE asset SET "fileCreatedAt" = $2 WHERE id = $1', old, now + timedelta(days=2))
-    assert await ctx.index.reconcile(ctx.pool, facts) == 1
+    assert await ctx.index.passes.reconcile(ctx.pool, facts) == 1
     assert await ctx.find("发票") == [old, new]
 
 
@@ -213,11 +215,11 @@ async def test_re_ocr_replaces_the_text_and_deleted_assets_vanish(ctx, release):
     await ctx.sync()
     await ctx.rows.ocr(asset, ["咖啡"])
     if release < "3":  # 2.x has no indexed feed: searches see what the background pass found
-        assert await ctx.index.catch_up(ctx.pool, ctx.db.facts, 100) == 0
+        assert await ctx.index.passes.catch_up(ctx.pool, ctx.db.facts, 100) == 0
         assert await ctx.find("咖啡") == []
         assert await ctx.sync() == 1
     else:
-        assert await ctx.index.catch_up(ctx.pool, ctx.db.facts, 100) == 1
+        assert await ctx.index.passes.catch_up(ctx.pool, ctx.db.facts, 100) == 1
     assert await ctx.find("发票") == [gone]
     assert await ctx.find("咖啡") == [asset]
     await ctx.rows.delete(gone)
@@ -231,16 +233,16 @@ async def test_text_a_crop_hid_is_not_found(ctx, release):
     sign = await ctx.rows.asset(ALICE, ["咖啡", "发票"])
     await ctx.sync()
     await ctx.rows.crop_out(sign, ["发票"])  # no change feed marks a crop: the reconcile finds it
-    assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 1
+    assert await ctx.index.passes.reconcile(ctx.pool, ctx.db.facts) == 1
     assert await ctx.find("发票") == [] and await ctx.find("咖啡") == [sign]
-    assert await ctx.index.reconcile(ctx.pool, ctx.db.facts) == 0
+    assert await ctx.index.passes.reconcile(ctx.pool, ctx.db.facts) == 0
 
 
 async def test_an_edit_in_immichs_editor_is_followed_by_the_next_sync(ctx, release, monkeypatch):
     if release < "2.5":
         pytest.skip("asset_ocr.isVisible exists from Immich 2.5: a 2.2 crop hides no text")
     # No re-read of the last minute: only a feed that shows the edit finds it.
-    monkeypatch.setattr(index_module, "LAG", timedelta(0))
+    monkeypatch.setattr(feeds_module, "LAG", timedelta(0))
     sign = await ctx.rows.asset(ALICE, ["咖啡", "发票"])
     await ctx.rows.asset(ALICE, ["菜单"])  # the feeds' watermarks move past the sign
     assert await ctx.sync() == 2
@@ -258,7 +260,7 @@ async def test_sync_is_idempotent_and_repairs_a_crash(ctx, monkeypatch, release)
     # A batch is 3 assets; 3.x's feed of OCR lines reads 4 lines per asset of a batch.
     first_batch = 3 * (4 if release >= "3" else 1)
     calls = 0
-    real = ctx.index._apply
+    real = ctx.index.passes._apply
 
     async def crash_in_the_second_batch(*args, **kwargs):
         nonlocal calls
@@ -267,7 +269,7 @@ async def test_sync_is_idempotent_and_repairs_a_crash(ctx, monkeypatch, release)
             raise ConnectionResetError("killed mid-sync")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.index, "_apply", crash_in_the_second_batch)
+    monkeypatch.setattr(ctx.index.passes, "_apply", crash_in_the_second_batch)
     with pytest.raises(ConnectionResetError):
         await ctx.sync()
     # The long pass applies its batches on two lanes: the other lane's part may have committed.
@@ -286,15 +288,15 @@ async def test_switching_the_tokenizer_rebuilds_the_index(ctx, tokenizer):
         await ctx.pool.fetch("SELECT key, value FROM aio.meta WHERE key IN ('tokenizer', 'folding', 'splitting')")
     )
     assert meta == {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer]}
-    await ctx.index.prepare(ctx.pool)  # built the same way: kept
+    await ctx.index.passes.prepare(ctx.pool)  # built the same way: kept
     assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 1
     other = "jieba" if tokenizer == "zhparser" else "zhparser"
     await aio_schema.set_meta(ctx.pool, "tokenizer", other)
-    await ctx.index.prepare(ctx.pool)  # another tokenizer built it: rebuilt from scratch
+    await ctx.index.passes.prepare(ctx.pool)  # another tokenizer built it: rebuilt from scratch
     assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
     assert await ctx.sync() == 1 and len(await ctx.find("发票")) == 1
     await aio_schema.set_meta(ctx.pool, "folding", "none")
-    await ctx.index.prepare(ctx.pool)  # another folding: rebuilt too
+    await ctx.index.passes.prepare(ctx.pool)  # another folding: rebuilt too
     assert await ctx.pool.fetchval("SELECT count(*) FROM aio.ocr_index") == 0
 
 
@@ -329,12 +331,12 @@ async def test_a_search_catch_up_reads_only_when_a_feed_moved(ctx):
     # A difference no feed shows, inside the minute a background pass re-reads: the catch-up
     # leaves it (nothing moved), the background pass repairs it.
     await ctx.pool.execute("UPDATE aio.ocr_index SET text = 'stale' WHERE asset_id = $1", first)
-    assert await ctx.index.catch_up(ctx.pool, facts, 100) == 0
+    assert await ctx.index.passes.catch_up(ctx.pool, facts, 100) == 0
     second = await ctx.rows.asset(ALICE, ["新发票"])
-    assert await ctx.index.catch_up(ctx.pool, facts, 100) == 2
+    assert await ctx.index.passes.catch_up(ctx.pool, facts, 100) == 2
     assert set(await ctx.find("发票")) == {first, second}
     await ctx.rows.ocr(second, [])  # a re-OCR that finds no text: the audit feed moves
-    assert await ctx.index.catch_up(ctx.pool, facts, 100) == 1
+    assert await ctx.index.passes.catch_up(ctx.pool, facts, 100) == 1
     assert await ctx.find("发票") == [first]
 
 
@@ -351,7 +353,7 @@ async def test_the_index_migration_keeps_the_rows_and_adds_their_taken_time(ctx)
         await aio_schema.set_meta(conn, "schema_version", "4")
         await aio_schema.migrate(conn)
         assert await conn.fetchval("SELECT taken FROM aio.ocr_index WHERE asset_id = $1", uuid.UUID(asset)) == taken
-    await ctx.index.prepare(ctx.pool)  # built the same way: kept
+    await ctx.index.passes.prepare(ctx.pool)  # built the same way: kept
     assert await ctx.find("发票") == [asset]
 
 
@@ -359,14 +361,14 @@ async def test_lag_is_how_long_the_oldest_unread_change_has_waited(ctx):
     facts = ctx.db.facts
     await ctx.rows.asset(ALICE, ["发票"])
     await asyncio.sleep(1.1)
-    assert await ctx.index.lag_seconds(ctx.pool, facts) >= 1.0  # never read yet
+    assert await ctx.index.passes.lag_seconds(ctx.pool, facts) >= 1.0  # never read yet
     await ctx.sync()
-    assert await ctx.index.lag_seconds(ctx.pool, facts) == 0
+    assert await ctx.index.passes.lag_seconds(ctx.pool, facts) == 0
     await ctx.rows.asset(ALICE, ["新发票"])
     await asyncio.sleep(1.1)
-    assert 1.0 <= await ctx.index.lag_seconds(ctx.pool, facts) < 30
+    assert 1.0 <= await ctx.index.passes.lag_seconds(ctx.pool, facts) < 30
     await ctx.sync()
-    assert await ctx.index.lag_seconds(ctx.pool, facts) == 0
+    assert await ctx.index.passes.lag_seconds(ctx.pool, facts) == 0
 
 
 async def test_a_connection_left_mid_protocol_is_dropped_like_a_lost_one(ctx, release):

@@ -16,7 +16,11 @@ import httpx
 import orjson
 import pytest
 
+from aio_common.errors import Answered
 from gateway.app import create_app
+from gateway.immich.api import Caller
+from gateway.immich.dto import SmartSearch
+from gateway.parts import Parts
 from gateway.settings import Settings
 from testing.immich_db import DIMENSION, World, immich_world
 from testing.servers import free_port, serve
@@ -112,6 +116,25 @@ async def test_ocr_search_answers_immichs_search_response(world, tokenizer):
                 break
             await asyncio.sleep(0.1)
         assert found == {invoice, fresh}
+
+
+async def test_the_search_core_runs_without_a_web_server(world):
+    """The README's `python -c` use: the gateway's parts and its search core, no app, no HTTP
+    server of ours; the caller is still checked by Immich and sees only what Immich lets them."""
+    invoice = await add(world, ALICE, ["增值税电子普通发票"])
+    await add(world, EVE, ["发票 eve"])
+    parts = Parts(settings_for(world.database, world.url))
+    try:
+        await parts.db.ensure()
+        await parts.index_keeper.sync_step()
+        found = await parts.search.ocr_words(Caller.api_key(KEYS[ALICE]), SmartSearch(query="发票"))
+        assert [item["id"] for item in found.items] == [invoice] and found.next_page is None
+        assert found.answer()["assets"]["items"] == found.items
+        with pytest.raises(Answered) as refused:
+            await parts.search.ocr_words(Caller.api_key("wrong"), SmartSearch(query="发票"))
+        assert refused.value.status == 401
+    finally:
+        await parts.close()
 
 
 async def test_every_credential_form_immich_accepts(world):
@@ -233,14 +256,14 @@ async def test_other_searches_are_forwarded_unchanged(world):
     world.immich.clip_ranking = ["clip-1"]
     body = orjson.dumps({"query": "猫在沙发上", "page": 1, "withExif": True})
     headers = {"content-type": "application/json", "x-api-key": KEYS[ALICE], "cookie": "a=b"}
-    async with gateway(world.database, world.url, hybrid_search=False) as client:
+    async with gateway(world.database, world.url, mixed_search=False) as client:
         response = await client.post("/api/search/smart?lang=zh", content=body, headers=headers)
     assert response.status_code == 200 and ids(response) == ["clip-1"]
     assert response.headers["x-immich-answer"] == "yes"
     forwarded = world.immich.forwarded[0]
     assert forwarded["body"] == body and forwarded["query"] == "lang=zh"
     assert forwarded["headers"]["x-api-key"] == KEYS[ALICE] and forwarded["headers"]["cookie"] == "a=b"
-    # A search by example image has no text: forwarded unchanged even with hybrid search on.
+    # A search by example image has no text: forwarded unchanged even with mixed search on.
     by_image = orjson.dumps({"queryAssetId": str(uuid.uuid4()), "size": 5})
     async with gateway(world.database, world.url) as client:
         response = await client.post("/api/search/smart", content=by_image, headers=headers)
@@ -307,7 +330,7 @@ async def test_a_mixed_search_whose_clip_half_fails_is_answered_by_its_ocr_half(
         assert "x-immich-aio-degraded" not in healthy.headers
 
 
-async def test_hybrid_pages_are_consistent(world):
+async def test_mixed_pages_are_consistent(world):
     ocr_hits = [await add(world, ALICE, [f"咖啡 {i}"]) for i in range(6)]
     world.immich.clip_ranking = [f"clip-{i}" for i in range(8)] + ocr_hits[3:5]
     expected = set(world.immich.clip_ranking) | set(ocr_hits)
@@ -318,19 +341,19 @@ async def test_hybrid_pages_are_consistent(world):
     assert [p.json()["assets"]["nextPage"] for p in pages] == ["2", "3", "4", None]
 
 
-async def test_hybrid_depth_is_bounded(world):
+async def test_mixed_depth_is_bounded(world):
     world.immich.clip_ranking = [f"clip-{i}" for i in range(30)]
-    async with gateway(world.database, world.url, hybrid_max_depth=10) as client:
+    async with gateway(world.database, world.url, mixed_max_depth=10) as client:
         last = await search(client, "咖啡", size=5, page=2)
         beyond = await search(client, "咖啡", size=5, page=3)
     assert ids(last) == [f"clip-{i}" for i in range(5, 10)] and last.json()["assets"]["nextPage"] is None
-    assert beyond.status_code == 400 and "HYBRID_MAX_DEPTH" in beyond.json()["detail"]
+    assert beyond.status_code == 400 and "MIXED_MAX_DEPTH" in beyond.json()["detail"]
 
 
-async def test_hybrid_off_and_refusals(world):
+async def test_mixed_off_and_refusals(world):
     await add(world, ALICE, ["咖啡"])
     world.immich.clip_ranking = ["clip-1"]
-    async with gateway(world.database, world.url, hybrid_search=False) as client:
+    async with gateway(world.database, world.url, mixed_search=False) as client:
         assert ids(await search(client, "咖啡")) == ["clip-1"]
     async with gateway(world.database, world.url) as client:
         refused = await search(client, "咖啡", key="wrong")

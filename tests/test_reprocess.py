@@ -327,12 +327,12 @@ async def test_the_loop_never_starts_the_queues_a_request_is_about_to_start(worl
     """The background loop's step between a request's reset and its queue start finds nothing
     to start: the request claimed its rows when it noted them (under load the loop used to take
     them, and the request answered that it queued nothing)."""
-    from gateway.services import Services
+    from gateway.parts import Parts
 
-    services = Services(settings_for(world))
+    parts = Parts(settings_for(world))
     try:
-        await services.db.ensure()
-        reprocessor = services.reprocessor
+        await parts.db.ensure()
+        reprocessor = parts.reprocessor
         asset = await photo(world)
         start, loop_steps = reprocessor._start, []
 
@@ -344,6 +344,6 @@ async def test_the_loop_never_starts_the_queues_a_request_is_about_to_start(worl
         reprocessor._start = the_loop_runs_first  # type: ignore[method-assign]
         outcome = await reprocessor.reprocess([uuid.UUID(asset)], ocr=True, clip=True)
     finally:
-        await services.close()
+        await parts.close()
     assert loop_steps[0].started == [] and outcome.started == ["ocr", "smartSearch"]
     assert world.immich.started() == ["ocr", "smartSearch"]  # each queue once

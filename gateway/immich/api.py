@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from aio_common.errors import BackendFailed, BackendTimedOut, BackendUnreachable, BadRequest
+from aio_common.errors import Answered, BackendFailed, BackendTimedOut, BackendUnreachable, BadRequest
 from gateway.immich.facts import Version
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,32 @@ class Credentials:
         return cls({"x-api-key": key}, {})
 
 
-class ImmichRefused(Exception):
-    """Immich answered the caller's credentials with 401/403: passed back as is."""
+@dataclass(frozen=True)
+class Caller:
+    """Who searches, as Immich should see them: their credentials (Immich checks each call made
+    for them) and the headers and query a search passed on to Immich carries."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"Immich refused the credentials ({response.status_code})")
-        self.response = Response(
-            response.content, status_code=response.status_code, media_type=response.headers.get("content-type")
-        )
+    credentials: Credentials
+    headers: list[tuple[bytes, bytes]]
+    query: str = ""
+
+    @classmethod
+    def of(cls, request: Request) -> Caller:
+        return cls(Credentials.of(request), _passed_headers(request), request.url.query)
+
+    @classmethod
+    def api_key(cls, key: str) -> Caller:
+        """A caller by API key alone (a search run without a web server)."""
+        return cls(Credentials.api_key(key), [(b"x-api-key", key.encode())])
 
 
 class JobNotStarted(Exception):
     """Immich answered a queue start with 'already running': the start is still owed."""
 
 
-class ImmichApi:
+class ImmichClient:
+    """The Immich server (IMMICH_SERVER_URL), called over its HTTP API."""
+
     def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, concurrency: int) -> None:
         self.base_url = base_url
         self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
@@ -82,23 +93,25 @@ class ImmichApi:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def me(self, who: Credentials) -> dict[str, Any]:
-        """The caller's UserAdminResponseDto; ImmichRefused when Immich does not know them."""
-        response = await self._send("GET", "/api/users/me", headers=who.headers, params=who.params)
+    async def me(self, caller: Credentials) -> dict[str, Any]:
+        """The caller's UserAdminResponseDto; Immich's own 401/403 (Answered) when it does not
+        know them."""
+        response = await self._send("GET", "/api/users/me", headers=caller.headers, params=caller.params)
         if response.status_code in (401, 403):
-            raise ImmichRefused(response)
+            raise Answered(response.status_code, response.content, response.headers.get("content-type"))
         if response.status_code != 200:
             raise BackendFailed(f"Immich server: /api/users/me answered {response.status_code}")
         user: dict[str, Any] = response.json()
         return user
 
-    async def assets(self, ids: list[str], who: Credentials) -> list[dict[str, Any]]:
+    async def assets(self, ids: list[str], caller: Credentials) -> list[dict[str, Any]]:
         """AssetResponseDto of each id, in the given order; ids Immich refuses are left out."""
         limit = asyncio.Semaphore(self.concurrency)
 
         async def one(asset_id: str) -> dict[str, Any] | None:
             async with limit:
-                response = await self._send("GET", f"/api/assets/{asset_id}", headers=who.headers, params=who.params)
+                path = f"/api/assets/{asset_id}"
+                response = await self._send("GET", path, headers=caller.headers, params=caller.params)
             return response.json() if response.status_code == 200 else None
 
         found = await asyncio.gather(*(one(asset_id) for asset_id in ids))
@@ -135,11 +148,9 @@ class ImmichApi:
         if response.status_code >= 300:
             raise BackendFailed(f"Immich refused to untag ({response.status_code}): {response.text[:300]}")
 
-    async def search(self, request: Request, body: bytes) -> tuple[int, bytes]:
-        """POST /api/search/smart with the caller's headers and `body`; (status, answer)."""
-        response = await self._send(
-            "POST", SEARCH_PATH, content=body, params=request.url.query, headers=_passed_headers(request)
-        )
+    async def search(self, caller: Caller, body: bytes) -> tuple[int, bytes]:
+        """POST /api/search/smart as `caller` with `body`; (status, answer)."""
+        response = await self._send("POST", SEARCH_PATH, content=body, params=caller.query, headers=caller.headers)
         return response.status_code, response.content
 
     async def forward(self, request: Request, body: bytes) -> StreamingResponse:

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 
 from aio_common.errors import ApiError, Unavailable
-from gateway import aio_schema
 from gateway.immich.facts import Columns, ImmichFacts, Version
 from gateway.immich.sql import ASSET_TABLE
+from gateway.pg import Connection
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,15 @@ class Database:
         connect_timeout: float,
         query_timeout: float,
         server_version: Callable[[], Awaitable[Version]],
+        set_up: Callable[[Connection], Awaitable[None]],
     ) -> None:
         self._host, self._port, self._user, self._password, self._database = host, port, user, password, database
         self.where = f"{host}:{port}/{database}"
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         self._server_version = server_version
+        # Our own schema's set-up (gateway.aio_schema), run on each new connection before use.
+        self._set_up = set_up
         self.pool: asyncpg.Pool | None = None
         self.facts: ImmichFacts | None = None
         self.error = "the database has not been reached yet"
@@ -117,7 +120,7 @@ class Database:
                         f"database {self.where} has no Immich tables yet: Immich creates them when it first starts"
                     )
                 columns = await Columns.discover(conn)
-                await aio_schema.migrate(conn)
+                await self._set_up(conn)
         except ImmichNotMigrated as exc:
             self.error = exc.message
             await _close(pool)

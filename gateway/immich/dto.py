@@ -111,7 +111,7 @@ class FilterBranch(BaseModel):
     trashedAt: DateFilter | None = None
     id: IdFilter | None = None
 
-    def unapplied(self) -> list[str]:
+    def not_applied(self) -> list[str]:
         return sorted(name for name, value in (self.model_extra or {}).items() if value not in (None, {}, []))
 
 
@@ -120,10 +120,10 @@ class SearchFilter(FilterBranch):
 
     or_: list[FilterBranch] | None = Field(default=None, alias="or")
 
-    def unapplied(self) -> list[str]:
-        names = set(super().unapplied())
+    def not_applied(self) -> list[str]:
+        names = set(super().not_applied())
         for branch in self.or_ or []:
-            names.update(branch.unapplied())
+            names.update(branch.not_applied())
         return sorted(f"filter.{name}" for name in names)
 
     def mentions(self, field: str) -> bool:
@@ -192,10 +192,10 @@ class SmartSearch(BaseModel):
     updatedBefore: Timestamp | None = None
     filter: SearchFilter | None = None
 
-    def unapplied(self) -> list[str]:
+    def not_applied(self) -> list[str]:
         """The filters of this request that the OCR ranking does not apply (Immich's CLIP does)."""
         flat = filters_in(self.model_extra or {}, UNAPPLIED_FLAT)
-        return flat + (self.filter.unapplied() if self.filter else [])
+        return flat + (self.filter.not_applied() if self.filter else [])
 
 
 class RankedSmartSearch(SmartSearch):
@@ -262,12 +262,12 @@ class MetadataSearch(BaseModel):
             {"query": self.ocr, **{name: extra[name] for name in SHARED_FILTERS if name in extra}}
         )
 
-    def unapplied(self) -> list[str]:
+    def not_applied(self) -> list[str]:
         """Fields that filter, beyond what the index applies: Immich answers such a request."""
         extra = self.model_extra or {}
         tree = self.filters().filter
         others = sorted(filters_in(extra, [name for name in extra if name not in SHARED_FILTERS + ANSWER_SHAPE]))
-        return others + (tree.unapplied() if tree else [])
+        return others + (tree.not_applied() if tree else [])
 
 
 def search_response(items: list[dict[str, Any]], next_page: int | None) -> dict[str, Any]:

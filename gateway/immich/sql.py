@@ -117,56 +117,6 @@ def searchable_owners(user: str) -> str:
     )
 
 
-def ranked_ocr_search(conditions: str, query: str, owners: str, limit: str, offset: str) -> str:
-    """Index rows matching the tsquery `query` whose asset meets `conditions`, best first: more
-    mentions rank higher (ts_rank), then newest taken. Arguments are placeholders or SQL.
-
-    The hits are found (by the index of owner and words) and put in order in the index alone;
-    then each is looked up in `asset` by its key, in that order, until the page is full: the
-    nested loop keeps the order, so nothing is sorted again and the lookups stop at the page.
-    (`OFFSET 0` keeps the lookup per hit: left to itself, the planner misjudges Immich's
-    visibility filters and scans every asset, seconds at a million photos.)"""
-    return f"""
-SELECT h.asset_id
-FROM (
-  SELECT i.asset_id, i.taken, ts_rank(i.words, {query}) AS rank
-  FROM aio.ocr_index i
-  WHERE i.words @@ {query} AND i.owner_id IN ({owners})
-  ORDER BY rank DESC, i.taken DESC, i.asset_id
-) h
-CROSS JOIN LATERAL (SELECT FROM asset a WHERE a.id = h.asset_id AND {conditions} OFFSET 0) a
-ORDER BY h.rank DESC, h.taken DESC, h.asset_id
-LIMIT {limit} OFFSET {offset}
-"""
-
-
-def dated_ocr_search(conditions: str, query: str, owners: str, direction: str, limit: str, offset: str) -> str:
-    """Index rows matching `query` whose asset meets `conditions`, in the order of Immich's
-    metadata search (taken time, then id, both `direction`: ASC or DESC)."""
-    return f"""
-SELECT i.asset_id
-FROM aio.ocr_index i JOIN asset a ON a.id = i.asset_id
-WHERE i.words @@ {query} AND i.owner_id IN ({owners}) AND {conditions}
-ORDER BY a."fileCreatedAt" {direction}, a.id {direction}
-LIMIT {limit} OFFSET {offset}
-"""
-
-
-def clip_ranked_ocr_search(conditions: str, query: str, owners: str, embedding: str, limit: str, offset: str) -> str:
-    """Index rows matching `query` whose asset meets `conditions`, in the order of Immich's smart
-    search: CLIP distance to `embedding` (a vector), then id; assets without a vector are left
-    out, as Immich's inner join leaves them out."""
-    return f"""
-SELECT i.asset_id
-FROM aio.ocr_index i
-JOIN asset a ON a.id = i.asset_id
-JOIN smart_search s ON s."assetId" = i.asset_id
-WHERE i.words @@ {query} AND i.owner_id IN ({owners}) AND {conditions}
-ORDER BY s.embedding <=> {embedding}, a.id
-LIMIT {limit} OFFSET {offset}
-"""
-
-
 # Immich's saved settings (only what differs from the release's defaults), and an asset's CLIP
 # vector (a smart search by example ranks by it).
 SYSTEM_CONFIG = "SELECT value FROM system_metadata WHERE key = 'system-config'"

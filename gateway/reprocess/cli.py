@@ -14,8 +14,8 @@ from aio_common.errors import ApiError, Unavailable
 from aio_common.progress import Progress
 from gateway.immich import sql
 from gateway.immich.api import JobNotStarted
+from gateway.parts import Parts
 from gateway.reprocess.service import CLIP_QUEUE, FEATURE, KEPT_BECAUSE, OCR_QUEUE
-from gateway.services import Services
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,14 @@ async def run(
     follow_every: float | None,
     stall_after: float = STALL_AFTER_S,
 ) -> None:
-    services = Services(settings)
+    parts = Parts(settings)
     try:
-        reprocessor = services.reprocessor
+        reprocessor = parts.reprocessor
         admin = reprocessor.require_admin()
         try:
-            await services.db.ensure()
+            await parts.db.ensure()
         except Exception:
-            raise Unavailable(f"{FEATURE} is unavailable: {services.db.error}") from None
+            raise Unavailable(f"{FEATURE} is unavailable: {parts.db.error}") from None
         if ids:
             outcome = await reprocessor.reprocess(ids, ocr=ocr, clip=clip)
             print(f"{len(ids)} assets reset; queues started: {', '.join(outcome.started) or 'none'}")
@@ -84,27 +84,27 @@ async def run(
                 print(f"already running, started again later by the gateway: {', '.join(outcome.pending)}")
         if all_missing:
             queues = [queue for queue, wanted in ((OCR_QUEUE, ocr), (CLIP_QUEUE, clip)) if wanted]
-            counts = await _missing(services, queues)
+            counts = await _missing(parts, queues)
             for queue, count in counts.items():
                 try:
-                    await services.immich.start_job(queue, admin)
+                    await parts.immich_server.start_job(queue, admin)
                 except JobNotStarted:
                     print(f"{queue}: already running; its {count} assets without a result are picked up by it")
                 else:
                     print(f"{queue}: {count} assets without a result queued")
             if follow_every is not None:
-                await _follow(services, counts, follow_every, stall_after)
+                await _follow(parts, counts, follow_every, stall_after)
     finally:
-        await services.close()
+        await parts.close()
 
 
-async def _missing(services: Services, queues: list[str]) -> dict[str, int]:
-    async with services.db.use(FEATURE) as (pool, facts):
+async def _missing(parts: Parts, queues: list[str]) -> dict[str, int]:
+    async with parts.db.use(FEATURE) as (pool, facts):
         statements = {OCR_QUEUE: sql.MISSING_OCR, CLIP_QUEUE: sql.missing_clip(facts)}
         return {queue: int(await pool.fetchval(statements[queue])) for queue in queues}
 
 
-async def _follow(services: Services, counts: dict[str, int], every: float, stall_after: float) -> None:
+async def _follow(parts: Parts, counts: dict[str, int], every: float, stall_after: float) -> None:
     """Watch the assets without a result go down until none is left, or nothing moved for
     `stall_after` seconds (Immich's queue ended with failures, or was paused)."""
     total = sum(counts.values())
@@ -112,7 +112,7 @@ async def _follow(services: Services, counts: dict[str, int], every: float, stal
     left, moved_at = total, time.monotonic()
     while left > 0:
         await asyncio.sleep(every)
-        now_left = sum((await _missing(services, list(counts))).values())
+        now_left = sum((await _missing(parts, list(counts))).values())
         if now_left < left:
             moved_at = time.monotonic()
         elif time.monotonic() - moved_at >= stall_after:

@@ -6,26 +6,23 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from aio_common.errors import Conflict, Invalid, NotFound
 from aio_common.http import JsonResponse
 from gateway import docs
 from gateway.immich import sql
-from gateway.immich.api import Credentials, ImmichRefused
-from gateway.reprocess.service import FEATURE, KEPT_BECAUSE, Reprocessor
+from gateway.immich.api import Credentials
+from gateway.parts import parts_of
+from gateway.reprocess.bodies import ReprocessAnswer, ReprocessRequest
+from gateway.reprocess.service import FEATURE, KEPT_BECAUSE
 
 router = APIRouter()
 
 
-class ReprocessRequest(BaseModel):
-    ocr: bool = True
-    clip: bool = True
-
-
 @router.post("/api/ai/assets/{asset_id}/reprocess", **docs.REPROCESS)  # type: ignore[arg-type]
 async def reprocess_asset(asset_id: str, request: Request) -> Response:
-    reprocessor: Reprocessor = request.app.state.reprocessor
+    reprocessor = parts_of(request).reprocessor
     reprocessor.require_admin()
     body = await request.body()
     try:
@@ -34,10 +31,7 @@ async def reprocess_asset(asset_id: str, request: Request) -> Response:
         raise Invalid(f'Body must be {{"ocr": bool, "clip": bool}}: {exc.errors()[0]["msg"]}') from None
     if not (wanted.ocr or wanted.clip):
         raise Invalid('Nothing to re-process: set "ocr" or "clip" to true.')
-    try:
-        user = await reprocessor.immich.me(Credentials.of(request))
-    except ImmichRefused as refused:
-        return refused.response
+    user = await reprocessor.immich_server.me(Credentials.of(request))  # Immich's 401/403 passed back as is
     try:
         asset = uuid.UUID(asset_id)
     except ValueError:
@@ -50,5 +44,5 @@ async def reprocess_asset(asset_id: str, request: Request) -> Response:
     kept = {queue: KEPT_BECAUSE[queue] for queue in outcome.kept}
     if not (outcome.started or outcome.pending):
         raise Conflict(f"Nothing re-processed: the photo was {'; and '.join(kept.values())}. Remove the edit first.")
-    answer = {"assetId": asset_id, "queued": outcome.started, "pending": outcome.pending, "kept": kept}
-    return JsonResponse(answer, status_code=202)
+    answer = ReprocessAnswer(assetId=asset_id, queued=outcome.started, pending=outcome.pending, kept=kept)
+    return JsonResponse(answer.model_dump(), status_code=202)

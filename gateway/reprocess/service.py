@@ -25,7 +25,7 @@ from typing import Any
 from aio_common.errors import ApiError, Unavailable
 from gateway import metrics
 from gateway.immich import sql
-from gateway.immich.api import Credentials, ImmichApi, JobNotStarted
+from gateway.immich.api import Credentials, ImmichClient, JobNotStarted
 from gateway.immich.db import Database
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,11 @@ class Started:
 
 
 class Reprocessor:
-    def __init__(self, db: Database, immich: ImmichApi, *, admin_key: str, tag: str, claim_for: float) -> None:
+    def __init__(
+        self, db: Database, immich_server: ImmichClient, *, admin_key: str, tag: str, claim_for: float
+    ) -> None:
         self.db = db
-        self.immich = immich
+        self.immich_server = immich_server
         self.admin = Credentials.api_key(admin_key) if admin_key else None
         self.tag = tag
         self.claim_for = timedelta(seconds=claim_for)
@@ -133,7 +135,7 @@ class Reprocessor:
         outcome = Started()
         for queue in dict.fromkeys(row["queue"] for row in claimed):
             try:
-                await self.immich.start_job(queue, admin)
+                await self.immich_server.start_job(queue, admin)
                 outcome.started.append(queue)
                 metrics.REPROCESS_STARTED.labels(queue).inc()
             except JobNotStarted:
@@ -174,7 +176,7 @@ class Reprocessor:
             if str(row["tag_owner"]) == admin_id:
                 by_api.setdefault(str(row["tag_id"]), []).append(str(row["asset_id"]))
         for tag_id, ids in by_api.items():
-            await self.immich.untag(tag_id, ids, admin)
+            await self.immich_server.untag(tag_id, ids, admin)
         in_sql = [row for row in tagged if str(row["tag_owner"]) != admin_id]
         if in_sql:
             async with self.db.use(FEATURE) as (pool, facts), pool.acquire() as conn, conn.transaction():
@@ -189,7 +191,7 @@ class Reprocessor:
 
     async def _admin_user_id(self, admin: Credentials) -> str:
         if self._admin_id is None:
-            self._admin_id = str((await self.immich.me(admin))["id"])
+            self._admin_id = str((await self.immich_server.me(admin))["id"])
         return self._admin_id
 
     async def loop_step(self) -> None:

@@ -9,10 +9,9 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
-from aio_common import openapi as o
+from aio_common import openapi
 from aio_common.errors import BadRequest, Invalid
-from aio_common.metrics import set_task
-from mt_photos_ai import metrics
+from aio_common.metrics import CLIP_IMAGE, CLIP_TEXT, OCR_TASK, set_task
 from mt_photos_ai.api import docs
 from mt_photos_ai.api.deps import read_form, refuse_wrong_key, require_key, service_of
 from mt_photos_ai.engines.ocr import OcrOptions, OcrResult
@@ -28,7 +27,7 @@ MT_PHOTOS_OCR = OcrOptions(box_min_score=0.5, max_resolution=736, text_min_score
     dependencies=[Depends(refuse_wrong_key)],
     summary="MT Photos' connection test: no key needed, a wrong one is refused",
     responses={
-        **o.ok(
+        **openapi.ok(
             {
                 **docs.PASS,
                 "properties": {
@@ -42,7 +41,7 @@ MT_PHOTOS_OCR = OcrOptions(box_min_score=0.5, max_resolution=736, text_min_score
         ),
         **docs.mt_errors(401),
     },
-    openapi_extra={"security": [{}, *o.KEY_REQUIRED]},
+    openapi_extra={"security": [{}, *openapi.KEY_REQUIRED]},
 )
 async def check(request: Request) -> dict[str, str]:
     settings = service_of(request).settings
@@ -57,8 +56,8 @@ async def check(request: Request) -> dict[str, str]:
 _RESTART = {
     "dependencies": [Depends(require_key)],
     "summary": "Reload the preloaded models (answered first, done after)",
-    "responses": {**o.ok(docs.PASS, {"result": "pass"}), **docs.mt_errors(401)},
-    "openapi_extra": {"security": o.KEY_REQUIRED},
+    "responses": {**openapi.ok(docs.PASS, {"result": "pass"}), **docs.mt_errors(401)},
+    "openapi_extra": {"security": openapi.KEY_REQUIRED},
 }
 
 
@@ -81,7 +80,7 @@ async def restart(request: Request, background: BackgroundTasks) -> dict[str, st
     dependencies=[Depends(require_key)],
     summary="The text in an image, as MT Photos reads it",
     responses={
-        **o.ok(
+        **openapi.ok(
             docs.OCR_ANSWER,
             {
                 "result": {
@@ -93,10 +92,10 @@ async def restart(request: Request, background: BackgroundTasks) -> dict[str, st
         ),
         **docs.mt_errors(400, 401, 413, 422, 503),
     },
-    openapi_extra={**docs.FILE_BODY, "security": o.KEY_REQUIRED},
+    openapi_extra={**docs.FILE_BODY, "security": openapi.KEY_REQUIRED},
 )
 async def ocr(request: Request) -> dict[str, Any]:
-    set_task(request.scope, metrics.OCR)
+    set_task(request.scope, OCR_TASK)
     read = await service_of(request).tasks.read_text(await _image(request), MT_PHOTOS_OCR)
     return {"result": mt_photos_ocr_result(read.result)}
 
@@ -106,13 +105,13 @@ async def ocr(request: Request) -> dict[str, Any]:
     dependencies=[Depends(require_key)],
     summary="The CLIP vector of an image",
     responses={
-        **o.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
+        **openapi.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
         **docs.mt_errors(400, 401, 413, 422, 503),
     },
-    openapi_extra={**docs.FILE_BODY, "security": o.KEY_REQUIRED},
+    openapi_extra={**docs.FILE_BODY, "security": openapi.KEY_REQUIRED},
 )
 async def clip_image(request: Request) -> dict[str, list[str]]:
-    set_task(request.scope, metrics.CLIP_IMAGE)
+    set_task(request.scope, CLIP_IMAGE)
     embedded = await service_of(request).tasks.embed_image(await _image(request))
     return {"result": _vector_strings(embedded.vector)}
 
@@ -122,13 +121,13 @@ async def clip_image(request: Request) -> dict[str, list[str]]:
     dependencies=[Depends(require_key)],
     summary="The CLIP vector of a text",
     responses={
-        **o.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
+        **openapi.ok(docs.VECTOR_ANSWER, {"result": ["0.0123456789012345", "-0.0456789012345678"]}),
         **docs.mt_errors(401, 413, 422, 503),
     },
-    openapi_extra={"security": o.KEY_REQUIRED},
+    openapi_extra={"security": openapi.KEY_REQUIRED},
 )
 async def clip_text(request: Request) -> dict[str, list[str]]:
-    set_task(request.scope, metrics.CLIP_TEXT)
+    set_task(request.scope, CLIP_TEXT)
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:

@@ -23,8 +23,9 @@ from rapidocr.utils.parse_parameters import ParseParams
 from rapidocr.utils.process_img import get_rotate_crop_image
 from rapidocr.utils.typings import LangRec, ModelType, OCRVersion
 
-from mt_photos_ai.engines.ocr_models import BUNDLED, VERSION, OcrModel, language_and_base
+from mt_photos_ai.engines.ocr_models import BUNDLED, VERSION, OcrModel, choose, language_and_base
 from mt_photos_ai.memory import shrink_arena
+from mt_photos_ai.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ LINE_Y_TOLERANCE = 10
 # Immich scales the short side to maxResolution (any value >= 1); a large value, or a long thin
 # image, would make the detector's input enormous, so its long side is capped here (/info says so).
 MAX_DETECTION_SIDE = 4096
-# ... and never enlarges a small image, as the stock server's resize does not: enlarging gains
+# A small image is never enlarged, as the stock server's resize does not enlarge: enlarging gains
 # no detail, only cost (bench/ocr_vs_stock.py: 4x made a 200x700 image 5-10x slower to read, and
 # split its line in two).
 MAX_UPSCALE = 1.0
@@ -175,3 +176,51 @@ def reading_order(boxes: np.ndarray) -> np.ndarray:
 
 def _round32(value: float) -> int:
     return max(MIN_SIDE, round(int(value) / 32) * 32)
+
+
+class OcrLoader:
+    """Which OCR model serves (the name Immich asks for, else OCR_MODEL) and how its engine is
+    built: the asked model's files, else the wheel's bundled ones, with one WARNING per asked
+    name that cannot be served."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.asked = settings.ocr_model
+        self.model: OcrModel | None = None  # what the asked name resolved to, once loaded
+        self._fallbacks_logged: set[str] = set()
+
+    def ask(self, name: str | None) -> bool:
+        """Serve Immich's model `name` from the next load (None: the one served now); True when
+        it is a new name, whose engine must be loaded again."""
+        if name is None or name == self.asked:
+            return False
+        log.info("OCR model asked for: %s (was %s)", name or "none", self.asked or "none")
+        self.asked = name
+        return True
+
+    def load(self) -> OcrEngine:
+        """The engine for the asked model (in a worker thread: finding it may download)."""
+        settings = self.settings
+
+        def build(model: OcrModel) -> OcrEngine:
+            return OcrEngine(
+                settings.resolved_device,
+                settings.ocr_angle_classifier,
+                settings.ocr_cpu_arena,
+                model,
+                settings.resolved_ocr_threads,
+            )
+
+        model = choose(self.asked, settings.ocr_model_dir, settings.ocr_auto_download)
+        try:
+            engine = build(model)  # a model that cannot be served has no files: the bundled ones
+        except Exception as exc:  # onnxruntime's kinds for a damaged file
+            if model.bundled:
+                raise
+            model = OcrModel(model.asked, missing=f"{model.asked}'s files could not be loaded: {exc}"[:600])
+            engine = build(model)
+        if model.missing and model.asked not in self._fallbacks_logged:
+            self._fallbacks_logged.add(model.asked)
+            log.warning("OCR: %s; serving the bundled %s instead", model.missing, ", ".join(engine.models))
+        self.model = model
+        return engine

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from gateway.search.index import LAG
+from gateway.search.feeds import LAG
 from testing.images import text_image
 from testing.immich_server import User
 from testing.waiting import eventually

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from gateway.search.hybrid import Fusion
+from gateway.search.mixed import Fusion
 
 
 def test_a_sign_clip_ranks_low_reaches_the_first_page():

@@ -1,4 +1,5 @@
-"""The search's moving parts: the OCR index over Immich's database, and the step of its loop.
+"""The keeper of the OCR index: its loop's step (prepare after each connection, sync, reconcile)
+and whether the index can answer a search now.
 
 The database is optional for the rest of the gateway: without it /predict still works, plain
 searches are answered by Immich's CLIP ranking alone and `ocr:` searches answer 503 naming the
@@ -17,10 +18,10 @@ import asyncpg
 
 from aio_common.errors import Unavailable
 from gateway import metrics
-from gateway.immich.api import ImmichApi
 from gateway.immich.db import Database
 from gateway.immich.facts import ImmichFacts
-from gateway.search.index import MAX_LANES, OcrIndex
+from gateway.search.index import OcrIndex
+from gateway.search.passes import MAX_LANES
 from gateway.search.zhparser import Zhparser
 from gateway.settings import Settings
 
@@ -29,11 +30,10 @@ log = logging.getLogger(__name__)
 OCR_SEARCH = "ocr: search"
 
 
-class SearchService:
-    def __init__(self, settings: Settings, db: Database, immich: ImmichApi) -> None:
+class IndexKeeper:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
-        self.immich = immich
         zhparser = Zhparser(
             {**settings.db_connection(), "database": settings.zhparser_database},
             settings.connect_timeout,
@@ -42,7 +42,7 @@ class SearchService:
         )
         self.index = OcrIndex(settings.sync_batch_size, settings.ocr_tokenizer, settings.index_workers, zhparser)
         self._prepared_for = 0  # the database connection (generation) the index was prepared on
-        self._synced_for = 0  # ... and the one its last full pass completed on
+        self._synced_for = 0  # the one its last full pass completed on
         self._reconciled_at: float | None = None
 
     @property
@@ -58,16 +58,16 @@ class SearchService:
         try:
             async with self.db.use("OCR index sync") as (pool, facts):
                 if self._prepared_for != self.db.generation:
-                    await self.index.prepare(pool)
+                    await self.index.passes.prepare(pool)
                     self._prepared_for = self.db.generation
-                await self.index.sync(pool, facts)
+                await self.index.passes.sync(pool, facts)
                 self._synced_for = self.db.generation
                 now = time.monotonic()
                 if self._reconciled_at is None or now - self._reconciled_at >= self.settings.index_reconcile_interval:
-                    await self.index.reconcile(pool, facts)
+                    await self.index.passes.reconcile(pool, facts)
                     self._reconciled_at = now
-                metrics.INDEX_LAG.set(await self.index.lag_seconds(pool, facts))
-                metrics.INDEX_ROWS.set(await self.index.rows(pool))
+                metrics.INDEX_LAG.set(await self.index.passes.lag_seconds(pool, facts))
+                metrics.INDEX_ROWS.set(await self.index.passes.rows(pool))
         except Exception:
             metrics.SYNC_ERRORS.inc()
             raise
@@ -87,7 +87,7 @@ class SearchService:
             "available": self.ready,
             # False while the first pass after a (re)connection runs: results may be partial.
             "caughtUp": self.ready and self._synced_for == self.db.generation,
-            "tokenizer": self.index.tokenizer if self.ready else None,
+            "tokenizer": self.index.words.tokenizer if self.ready else None,
             # Immich's `ocr` search field answered from the index (OCR_FIELD_SEARCH).
             "ocrField": self.settings.ocr_field_search,
             "error": None if self.ready else (self.db.error if not self.db.up else "the OCR index is being prepared"),

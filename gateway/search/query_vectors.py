@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from aio_common import protocol as p
+from aio_common import protocol
 from aio_common.errors import ApiError
-from gateway.immich.api import Credentials, ImmichApi
+from gateway.immich.api import Credentials, ImmichClient
 from gateway.immich.dto import RankedSmartSearch
 from gateway.immich.sql import ASSET_EMBEDDING, SYSTEM_CONFIG, saved_config
-from gateway.routing import Router
+from gateway.task_router import TaskRouter
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,18 @@ class SmartSearchConfig:
 class QueryVectors:
     """The vector a smart search ranks by, or None where Immich would not rank (it says why)."""
 
-    def __init__(self, router: Router, immich: ImmichApi) -> None:
-        self.router = router
-        self.immich = immich
+    def __init__(self, tasks: TaskRouter, immich_server: ImmichClient) -> None:
+        self.tasks = tasks
+        self.immich_server = immich_server
         self._texts: OrderedDict[tuple[str, str, str | None], str] = OrderedDict()
 
-    async def of(self, pool: asyncpg.Pool, dto: RankedSmartSearch, who: Credentials) -> str | None:
+    async def of(self, pool: asyncpg.Pool, dto: RankedSmartSearch, caller: Credentials) -> str | None:
         config = SmartSearchConfig.of(await pool.fetchval(SYSTEM_CONFIG))
         if not config.enabled:
             return None
         if dto.query:
             return await self._text(dto.query, dto.language, config.model_name)
-        if dto.queryAssetId is None or not await self.immich.assets([str(dto.queryAssetId)], who):
+        if dto.queryAssetId is None or not await self.immich_server.assets([str(dto.queryAssetId)], caller):
             return None
         stored = await pool.fetchval(ASSET_EMBEDDING, dto.queryAssetId)
         return str(stored) if stored is not None else None
@@ -71,18 +71,15 @@ class QueryVectors:
         if key in self._texts:
             self._texts.move_to_end(key)
             return self._texts[key]
-        options = {"language": language} if language else {}
-        entries = p.parse_entries(orjson.dumps({p.CLIP: {p.TEXTUAL: {"modelName": model_name, "options": options}}}))
-        body, content_type = p.predict_body(entries, text=text)
         try:
-            reply = await self.router.predict(entries, body, content_type, {"text": text})
+            reply = await self.tasks.clip_text(text, model_name, language)
         except ApiError as exc:
             log.info("smart search with ocr: the query's CLIP encoding failed", extra={"error": exc.message})
             return None
         if reply.status != 200:
             log.info("smart search with ocr: the query's CLIP encoding answered %s", reply.status)
             return None
-        vector = orjson.loads(reply.content).get(p.CLIP)
+        vector = orjson.loads(reply.content).get(protocol.CLIP)
         if not isinstance(vector, str):
             return None
         self._texts[key] = vector

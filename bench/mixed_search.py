@@ -44,8 +44,8 @@ async def run() -> None:
         await database.ensure()
         assert database.pool is not None and database.facts is not None
         index = OcrIndex(1000, "auto", workers=os.cpu_count() or 1, zhparser=zhparser_beside())
-        await index.prepare(database.pool)
-        await index.sync(database.pool, database.facts)
+        await index.passes.prepare(database.pool)
+        await index.passes.sync(database.pool, database.facts)
         await index.close()
         await database.close()
         asset_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM asset ORDER BY random() LIMIT 300")]

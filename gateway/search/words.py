@@ -1,0 +1,89 @@
+"""How text becomes the index's words and a query's words, by the chosen tokenizer: zhparser in
+its own database, or jieba in worker processes (OCR_TOKENIZER). Folding and splitting rules are
+in tokenize.py; this is the part that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+import asyncpg
+
+from gateway.pg import Connection
+from gateway.search.jieba_workers import JiebaWorkers
+from gateway.search.tokenize import JIEBA, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query
+from gateway.search.zhparser import Zhparser, ZhparserUnavailable
+
+log = logging.getLogger(__name__)
+
+# Statements that read or write the whole library run without the per-query timeout.
+LONG_QUERY_TIMEOUT = 3600.0
+
+
+class Words:
+    def __init__(self, wanted: Literal["auto", "zhparser", "jieba"], workers: int, zhparser: Zhparser) -> None:
+        self.wanted = wanted
+        self.workers = workers
+        self.zhparser = zhparser
+        self.tokenizer: Tokenizer | None = None  # chosen by `choose`, in use after `use`
+        self._jieba: JiebaWorkers | None = None  # started when jieba is in use
+
+    async def choose(self, conn: Connection) -> Tokenizer:
+        """zhparser when the server has it and its database can be opened (OCR_TOKENIZER=auto),
+        else jieba; a forced choice that cannot be had raises."""
+        available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'zhparser'")
+        if self.wanted == JIEBA or (self.wanted == "auto" and not available):
+            await self.zhparser.close()
+            return JIEBA
+        if not available:
+            raise RuntimeError("OCR_TOKENIZER=zhparser, but this PostgreSQL server has no zhparser extension")
+        try:
+            await self.zhparser.open(conn)
+        except ZhparserUnavailable as exc:
+            if self.wanted == ZHPARSER:
+                raise
+            log.warning("zhparser is installed but cannot be used: using jieba", extra={"error": exc.message})
+            return JIEBA
+        return ZHPARSER
+
+    async def use(self, tokenizer: Tokenizer) -> None:
+        """Split with `tokenizer` from now on (jieba's worker loads its dictionary now, not in a search)."""
+        self.tokenizer = tokenizer
+        if tokenizer == ZHPARSER:
+            self.idle(stop=True)
+        elif self._jieba is None:
+            self._jieba = JiebaWorkers(self.workers)
+            await self._jieba.query("")
+
+    def idle(self, *, stop: bool = False) -> None:
+        """After a pass: the pool of a long pass goes; with `stop`, jieba's workers too."""
+        if self._jieba is not None:
+            self._jieba.idle()
+            if stop:
+                self._jieba = None
+
+    async def close(self) -> None:
+        self.idle(stop=True)
+        await self.zhparser.close()
+
+    async def documents(self, texts: list[str], spread: bool) -> list[str]:
+        """The index rows' documents: zhparser's words of the folded texts as tsvector text, or
+        folded jieba words (`spread`: part of a long pass, split on every worker)."""
+        if self._jieba is None:
+            folded = await asyncio.to_thread(lambda: [fold(text) for text in texts])
+            return await self.zhparser.documents(folded, timeout=LONG_QUERY_TIMEOUT)
+        return await self._jieba.documents(texts, spread=spread)
+
+    async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
+        """The query's words as tsquery text, folded and split like the documents; '' when
+        nothing is left (only stop words or punctuation). A NUL, which no PostgreSQL text holds,
+        separates words."""
+        text = text.replace("\x00", " ")
+        if self._jieba is None:
+            folded = await asyncio.to_thread(fold, text)
+            words = zhparser_query(await self.zhparser.tokens(folded))
+        else:
+            words = await self._jieba.query(text)
+        expression, params = tsquery_sql(words)
+        return str(await pool.fetchval(f"SELECT ({expression})::text", *params))
