@@ -4,7 +4,11 @@ The corpus (bench/data/ocr_quality.json) holds OCR-like lines of signs, receipts
 chats and documents, written as words; each query names the words it asks for, and an asset is
 relevant when it holds all of them (a word, the word a traditional or full-width spelling means,
 or a word inside a compound), never because characters happen to follow each other (研究生 is
-not in 研究生命起源). Every system gets the same rows in a scratch database:
+not in 研究生命起源). A query marked `match: substring` (a single character, the start of a
+Latin word, the last digits of a number) finds the assets whose folded text holds it. Each query
+has a class: words, trap (characters that straddle two words), name (of a shop, brand or person
+the dictionaries lack, in either script), single character, Latin prefix, digit run, mixed
+Chinese-English. Every system gets the same rows in a scratch database:
 - ours, with each tokenizer this PostgreSQL has (zhparser when installed, jieba always);
 - Immich 2.4+'s OCR search reproduced in SQL: `ocr_search.text` holds each line's CJK runs as
   overlapping two-character pairs, the query is split the same way, and rows match by
@@ -15,8 +19,9 @@ Each in the orders Immich's two routes with `ocr` give, and ours in its own:
   random CLIP vector, the same for both systems, so only which photos match differs (needs
   pgvector in this PostgreSQL; the rows are left out without it);
 - `ocr:` (ours only): by mentions.
-Reported per system, averaged over the queries: precision@10 (the share of the first ten
-answers, or fewer when fewer come back, that are relevant), recall (of all answers) and nDCG@10.
+Reported per system, averaged over the queries, and per class: precision@10 (the share of the
+first ten answers, or fewer when fewer come back, that are relevant), recall (of all answers)
+and nDCG@10. To compare with an earlier release, run this file in a checkout of that release.
 Run: `.venv/bin/python -m bench.ocr_quality`
 """
 
@@ -38,7 +43,7 @@ import asyncpg
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.search.index import OcrIndex
-from gateway.search.tokenize import ZHPARSER_SETTINGS
+from gateway.search.tokenize import ZHPARSER_SETTINGS, fold
 from testing.immich_db import DIMENSION, database_for, dsn, scratch_database, zhparser_beside
 
 CORPUS = Path(__file__).parent / "data" / "ocr_quality.json"
@@ -103,6 +108,10 @@ class Asset:
     id: uuid.UUID
     lines: list[str]
     words: set[str]
+
+    @property
+    def folded(self) -> str:
+        return fold(" ".join(self.lines)).lower()
 
 
 def parse(entry: dict) -> Asset:
@@ -228,9 +237,21 @@ async def run() -> None:
     for system, values in results.items():
         p, r, n = (sum(v[i] for v in values) / len(values) for i in range(3))
         print(f"| {system} | {p:.3f} | {r:.3f} | {n:.3f} |")
+    classes = list(dict.fromkeys(query["class"] for query in queries))
+    print(f"\nby class, precision@{TOP} / recall:\n\n| system | " + " | ".join(classes) + " |")
+    print("|---" * (len(classes) + 1) + "|")
+    for system, values in results.items():
+        cells = []
+        for kind in classes:
+            ours = [v for v, query in zip(values, queries, strict=True) if query["class"] == kind]
+            cells.append(f"{sum(v[0] for v in ours) / len(ours):.2f} / {sum(v[1] for v in ours) / len(ours):.2f}")
+        print(f"| {system} | " + " | ".join(cells) + " |")
 
 
 def _relevant(assets: list[Asset], query: dict) -> set[uuid.UUID]:
+    if query.get("match") == "substring":
+        fragment = fold(query["query"]).lower().strip()
+        return {a.id for a in assets if fragment in a.folded}
     return {a.id for a in assets if all(word.lower() in a.words for word in query["words"])}
 
 

@@ -100,6 +100,31 @@ async def test_characters_that_straddle_two_words_do_not_match(ctx, query, text,
     assert straddling not in hits and real in hits
 
 
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ("蜜雪冰城", "蜜雪冰城 冰淇淋与茶"),  # zhparser keeps only 冰城 of it
+        ("海底捞火锅", "海底捞火锅 欢迎光临"),  # ... and loses 捞
+        ("張偉", "经办人 张伟 签字"),  # a person's name, typed in traditional script
+        ("猫", "猫咪咖啡馆"),  # a single character inside a word
+        ("recei", "RECEIPT No. 0042"),  # the start of a Latin word
+        ("5678", "电话 13812345678"),  # the last digits of a phone number
+    ],
+)
+async def test_names_single_characters_and_fragments_match_literally(ctx, query, text):
+    hit = await ctx.rows.asset(ALICE, [text])
+    await ctx.rows.asset(ALICE, ["冰城 冰淇淋 火锅 海底 咖啡馆 经办人 电话 收据 12345 RECORD"])
+    await ctx.sync()
+    assert await ctx.find(query) == [hit]
+
+
+async def test_photos_that_match_as_words_come_before_literal_matches(ctx):
+    word = await ctx.rows.asset(ALICE, ["receipt"], taken=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    literal = await ctx.rows.asset(ALICE, ["receipts receipts receipts"])  # newer, more mentions
+    await ctx.sync()
+    assert await ctx.find("receipt") == [word, literal]
+
+
 async def test_a_compound_query_finds_its_parts_written_apart(ctx):
     apart = await ctx.rows.asset(ALICE, ["电子 普通 发票"])
     together = await ctx.rows.asset(ALICE, ["增值税电子普通发票"])

@@ -14,7 +14,7 @@ import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
-from gateway.search.tokenize import QueryWord, jieba_documents, jieba_query, load_jieba
+from gateway.search.tokenize import QueryRun, jieba_documents, jieba_query, load_jieba
 
 CHUNK = 250
 
@@ -42,12 +42,13 @@ class JiebaWorkers:
         self._one = _resident_worker()
         self._many: ProcessPoolExecutor | None = None
 
-    async def query(self, text: str) -> list[QueryWord]:
+    async def query(self, text: str) -> list[QueryRun]:
         return await asyncio.get_running_loop().run_in_executor(self._one, jieba_query, text)
 
-    async def documents(self, texts: list[str], *, spread: bool) -> list[str]:
-        """jieba's documents of `texts`: on the query worker, or over the pool when `spread` (a
-        long pass: starting the pool costs a second per process, worth it only then)."""
+    async def documents(self, texts: list[str], *, spread: bool) -> list[tuple[str, str]]:
+        """jieba's documents of `texts`, with their grams: on the query worker, or over the pool
+        when `spread` (a long pass: starting the pool costs a second per process, worth it only
+        then)."""
         loop = asyncio.get_running_loop()
         if not spread or self.workers <= 1:
             return await loop.run_in_executor(self._one, jieba_documents, texts)

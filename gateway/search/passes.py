@@ -31,7 +31,7 @@ from gateway.pg import Connection
 from gateway.search import sql
 from gateway.search.feeds import OCR_AT, Feed, feeds
 from gateway.search.lanes import Lanes
-from gateway.search.tokenize import FOLDING, JIEBA, SPLITTING
+from gateway.search.tokenize import FOLDING, JIEBA, LITERAL, SPLITTING
 from gateway.search.words import LONG_QUERY_TIMEOUT, Words
 from gateway.search.zhparser import remove_from
 
@@ -61,7 +61,7 @@ class IndexPasses:
                     "zhparser taken out of Immich's database, so that Immich's backups restore without it",
                     extra={"done": moved, "now_in": self.words.zhparser.database},
                 )
-            wanted = {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer]}
+            wanted = {"tokenizer": tokenizer, "folding": FOLDING, "splitting": SPLITTING[tokenizer], "literal": LITERAL}
             built_with = {key: await aio_schema.get_meta(conn, key) for key in wanted}
             if built_with != wanted:
                 if built_with["tokenizer"]:
@@ -238,7 +238,7 @@ class IndexPasses:
         gone = [asset_id for asset_id in indexed if asset_id not in current]
         if changed:
             texts = [row["text"] for row in changed]
-            documents = await self.words.documents(texts, spread)
+            documents, literal = await self.words.documents(texts, spread)
             await conn.execute(
                 sql.UPSERT_WORDS[self.words.tokenizer or JIEBA],
                 [row["asset_id"] for row in changed],
@@ -246,6 +246,7 @@ class IndexPasses:
                 [row["taken"] for row in changed],
                 texts,
                 documents,
+                literal,
             )
         if gone:
             await conn.execute(sql.DELETE_ROWS, gone)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from gateway.search.tokenize import JIEBA, ZHPARSER
 
-# `words` from each row's document: jieba's words parsed by `simple`, or zhparser's tsvector text.
+# `words` from each row's document (jieba's words parsed by `simple`, or zhparser's tsvector
+# text) with weight A, and its grams (tokenize.grams) with weight D.
 UPSERT = """
 INSERT INTO aio.ocr_index (asset_id, owner_id, taken, text, words)
-SELECT u.asset_id, u.owner_id, u.taken, u.text, {words}
-FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
-  AS u(asset_id, owner_id, taken, text, document)
+SELECT u.asset_id, u.owner_id, u.taken, u.text, setweight({words}, 'A') || u.grams::tsvector
+FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+  AS u(asset_id, owner_id, taken, text, document, grams)
 ON CONFLICT (asset_id) DO UPDATE
 SET owner_id = excluded.owner_id, taken = excluded.taken, text = excluded.text, words = excluded.words
 """
@@ -26,9 +27,14 @@ ROW_ESTIMATE = "SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = 'a
 REBUILD = "TRUNCATE aio.ocr_index; DELETE FROM aio.meta WHERE key LIKE 'feed:%'"
 
 
+# ts_rank's weights for D, C, B, A: only word lexemes (A) count, grams (D) do not.
+WORDS_ONLY = "'{0, 0, 0, 1}'::float4[]"
+
+
 def ranked_ocr_search(conditions: str, query: str, owners: str, limit: str, offset: str) -> str:
-    """Index rows matching the tsquery `query` whose asset meets `conditions`, best first: more
-    mentions rank higher (ts_rank), then newest taken. Arguments are placeholders or SQL.
+    """Index rows matching the tsquery `query` whose asset meets `conditions`, best first: those
+    that match as words before those that match only literally, then more mentions (ts_rank),
+    then newest taken. Arguments are placeholders or SQL.
 
     The hits are found (by the index of owner and words) and put in order in the index alone;
     then each is looked up in `asset` by its key, in that order, until the page is full: the
@@ -38,13 +44,13 @@ def ranked_ocr_search(conditions: str, query: str, owners: str, limit: str, offs
     return f"""
 SELECT h.asset_id
 FROM (
-  SELECT i.asset_id, i.taken, ts_rank(i.words, {query}) AS rank
+  SELECT i.asset_id, i.taken, ts_rank({WORDS_ONLY}, i.words, {query}) > 0 AS as_words, ts_rank(i.words, {query}) AS rank
   FROM aio.ocr_index i
   WHERE i.words @@ {query} AND i.owner_id IN ({owners})
-  ORDER BY rank DESC, i.taken DESC, i.asset_id
+  ORDER BY as_words DESC, rank DESC, i.taken DESC, i.asset_id
 ) h
 CROSS JOIN LATERAL (SELECT FROM asset a WHERE a.id = h.asset_id AND {conditions} OFFSET 0) a
-ORDER BY h.rank DESC, h.taken DESC, h.asset_id
+ORDER BY h.as_words DESC, h.rank DESC, h.taken DESC, h.asset_id
 LIMIT {limit} OFFSET {offset}
 """
 

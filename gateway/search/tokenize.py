@@ -7,10 +7,20 @@ the wheel); punctuation and symbols become spaces and letters are split from dig
 tokenizers see `No.123`, `Tel12345678` and `¥28` as the same words. Documents and queries are
 folded alike; the index records the tokenizer and the folding it was built with and is rebuilt
 when either changes.
+
+Literal matching keeps what the tokenizer cannot place. Every character of a folded document is
+also indexed in a gram (a lexeme marked with GRAM, which folding never leaves in a word): each
+pair of adjacent characters of a run, at its position, and a run's last character. A query run
+the tokenizer does not know as words (a name it splits into single characters or loses
+characters of, a single character) then matches as a substring: the phrase of its pairs
+(蜜雪冰城: '^蜜雪' <-> '^雪冰' <-> '^冰城'), or the grams that begin with its one character. A Latin or digit
+run matches as a word or as a substring (recei finds RECEIPT). Word lexemes carry weight A and
+grams weight D, so a ranking can put photos that match as words first.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -37,6 +47,11 @@ ZHPARSER_SETTINGS = {"zhparser.multi_short": "on", "zhparser.punctuation_ignore"
 # How each tokenizer splits, recorded with the index: a change (zhparser's settings or token
 # types in zhparser.sql, the stop words) rebuilds it.
 SPLITTING = {"zhparser": "multi_short,punctuation_ignore;types-2", "jieba": "search-mode;stop-words-1"}
+# Bump when the grams change.
+LITERAL = "grams:pairs,last-of-run;weights-A-D/1"
+GRAM = "^"
+# PostgreSQL's largest tsvector position.
+MAX_POSITION = 16383
 
 _ready = threading.Lock()
 _converter: opencc.OpenCC | None = None
@@ -97,42 +112,133 @@ def _is_word(token: str) -> bool:
     return not token.isspace() and token.lower() not in STOP_WORDS
 
 
-def jieba_documents(texts: list[str]) -> list[str]:
-    """Each text folded, as space-separated search words: every word plus its dictionary
-    sub-words (增值税电子普通发票 -> 增值 增值税 电子 普通 发票 普通发票), for `simple`."""
+def jieba_documents(texts: list[str]) -> list[tuple[str, str]]:
+    """Each text folded, as space-separated search words (every word plus its dictionary
+    sub-words: 增值税电子普通发票 -> 增值 增值税 电子 普通 发票 普通发票, for `simple`), and its
+    grams as tsvector text."""
     load_jieba()
-    return [" ".join(word for word in jieba.cut_for_search(fold(text)) if _is_word(word)) for text in texts]
+    documents = []
+    for text in texts:
+        folded = fold(text)
+        words = " ".join(word for word in jieba.cut_for_search(folded) if _is_word(word))
+        documents.append((words, grams(folded)))
+    return documents
+
+
+def grams(folded: str) -> str:
+    """The grams of a folded text, lower case, as tsvector text with their positions: each pair
+    of adjacent characters of a run, and the last character of a run when it is not an ASCII
+    letter or digit (so that every such character begins a gram). Runs are one position apart,
+    so no phrase of pairs crosses a space; PostgreSQL keeps positions up to 16383 and 256 of
+    them per lexeme."""
+    positions: dict[str, list[int]] = {}
+    start = 1
+    for run in folded.lower().split():
+        for at, pair in enumerate(map("".join, itertools.pairwise(run)), start):
+            positions.setdefault(pair, []).append(at)
+        if run[-1] > "\x7f":
+            positions.setdefault(run[-1], []).append(start + len(run) - 1)
+        start += len(run) + 1
+        if start > MAX_POSITION:
+            break
+    return " ".join(f"'{_quoted(GRAM + lexeme)}':{','.join(map(str, spots))}" for lexeme, spots in positions.items())
+
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme inside tsvector or tsquery quotes (folding leaves neither quote nor backslash;
+    escaped all the same)."""
+    return lexeme.replace("\\", "\\\\").replace("'", "''")
+
+
+def literal(fragment: str) -> str:
+    """The tsquery text that finds `fragment` (folded, one run) as a substring: the grams that
+    begin with its one character, or the phrase of its pairs."""
+    fragment = fragment.lower()
+    if len(fragment) == 1:
+        return f"'{_quoted(GRAM + fragment)}':*"
+    pairs = [fragment[i : i + 2] for i in range(len(fragment) - 1)]
+    return " <-> ".join(f"'{_quoted(GRAM + pair)}'" for pair in pairs)
 
 
 @dataclass(frozen=True)
 class QueryWord:
-    """One word of a query: matches itself, or all of `parts` (its sub-words) together."""
+    """One word of a query: matches itself, or all of `parts` (its sub-words) together. `known`:
+    the tokenizer's dictionary holds it (jieba also makes up words it has never seen)."""
 
     word: str
     parts: tuple[str, ...]
+    known: bool = True
 
 
-def jieba_query(text: str) -> list[QueryWord]:
-    """Fold and split a query into words; each word must match. A word the document may hold
-    only as its sub-words (电子发票 written as 电子 … 发票) also matches through those."""
+@dataclass(frozen=True)
+class QueryRun:
+    """One run of a query (between spaces): as words, literally, or either."""
+
+    words: tuple[QueryWord, ...]
+    literal: str | None
+
+
+def query_run(run: str, words: list[QueryWord]) -> QueryRun | None:
+    """How the folded `run` matches, given the tokenizer's words of it: as those words where they
+    spell it out whole (function words between them aside) and each is a known word of more than
+    one character; a Latin or digit run also literally; any other run (a name, a single
+    character, a run the tokenizer lost characters of) only literally. None for a Latin stop
+    word (the, of)."""
+    if run.isascii():
+        if not words:
+            return None
+        return QueryRun(tuple(words), run if len(run) > 1 and run.isalnum() else None)
+    known = all((word.known or word.word.isascii()) and len(word.word) > 1 for word in words)
+    if words and known and _spells(run.lower(), [word.word.lower() for word in words]):
+        return QueryRun(tuple(words), None)
+    return QueryRun((), run)
+
+
+def _spells(run: str, words: list[str]) -> bool:
+    """Whether `words`, in order, make up `run`, with nothing but single-character function
+    words (的, 和) between or around them."""
+    at = 0
+    for word in words:
+        while not run.startswith(word, at):
+            if run[at : at + 1] not in STOP_WORDS:
+                return False
+            at += 1
+        at += len(word)
+    return all(char in STOP_WORDS for char in run[at:])
+
+
+def jieba_query(text: str) -> list[QueryRun]:
+    """Fold and split a query into runs, each split into words (each must match). A word the
+    document may hold only as its sub-words (电子发票 written as 电子 … 发票) also matches through
+    those."""
     load_jieba()
-    return [
-        QueryWord(word, tiling(word, [p for p in jieba.cut_for_search(word) if p != word]))
-        for word in jieba.cut(fold(text))
-        if _is_word(word)
-    ]
+    runs = []
+    for run in fold(text).split():
+        words = [
+            QueryWord(
+                word,
+                tiling(word, [p for p in jieba.cut_for_search(word) if p != word]),
+                jieba.dt.FREQ.get(word, 0) > 0,
+            )
+            for word in jieba.cut(run)
+            if _is_word(word)
+        ]
+        if (matched := query_run(run, words)) is not None:
+            runs.append(matched)
+    return runs
 
 
-def zhparser_query(tokens: list[str]) -> list[QueryWord]:
-    """Query words from zhparser's tokens of a folded query. With multi_short a compound comes
-    first, then the short words inside it; those that tile it are its parts, as on jieba's path."""
+def zhparser_query(run: str, tokens: list[str]) -> QueryRun | None:
+    """How the folded `run` matches, from zhparser's tokens of it. With multi_short a compound
+    comes first, then the short words inside it; those that tile it are its parts, as on jieba's
+    path."""
     words: list[tuple[str, list[str]]] = []
     for token in tokens:
         if words and token != words[-1][0] and token in words[-1][0]:
             words[-1][1].append(token)
         else:
             words.append((token, []))
-    return [QueryWord(word, tiling(word, pieces)) for word, pieces in words]
+    return query_run(run, [QueryWord(word, tiling(word, pieces)) for word, pieces in words])
 
 
 def tiling(word: str, pieces: list[str]) -> tuple[str, ...]:
@@ -147,9 +253,9 @@ def tiling(word: str, pieces: list[str]) -> tuple[str, ...]:
     return tuple(covered) if end == len(word) and len(covered) > 1 else ()
 
 
-def tsquery_sql(words: list[QueryWord]) -> tuple[str, list[str]]:
-    """A parameterised SQL expression for the query's tsquery; every word a bound parameter, so
-    any text is safe (no tsquery syntax, no injection)."""
+def tsquery_sql(runs: list[QueryRun]) -> tuple[str, list[str]]:
+    """A parameterised SQL expression for the query's tsquery: every run must match, as its
+    words or literally; every word and fragment a bound parameter, so any text is safe."""
     params: list[str] = []
 
     def lexeme(word: str) -> str:
@@ -157,9 +263,18 @@ def tsquery_sql(words: list[QueryWord]) -> tuple[str, list[str]]:
         return f"plainto_tsquery('simple', ${len(params)})"
 
     terms = []
-    for word in words:
-        term = lexeme(word.word)
-        if word.parts:
-            term = f"({term} || ({' && '.join(lexeme(part) for part in word.parts)}))"
-        terms.append(term)
+    for run in runs:
+        forms = []
+        if run.words:
+            word_terms = []
+            for word in run.words:
+                term = lexeme(word.word)
+                if word.parts:
+                    term = f"({term} || ({' && '.join(lexeme(part) for part in word.parts)}))"
+                word_terms.append(term)
+            forms.append(" && ".join(word_terms))
+        if run.literal is not None:
+            params.append(literal(run.literal))
+            forms.append(f"${len(params)}::tsquery")
+        terms.append("(" + " || ".join(f"({form})" for form in forms) + ")")
     return (" && ".join(terms) if terms else "''::tsquery"), params

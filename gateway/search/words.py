@@ -12,7 +12,7 @@ import asyncpg
 
 from gateway.pg import Connection
 from gateway.search.jieba_workers import JiebaWorkers
-from gateway.search.tokenize import JIEBA, ZHPARSER, Tokenizer, fold, tsquery_sql, zhparser_query
+from gateway.search.tokenize import JIEBA, ZHPARSER, Tokenizer, fold, grams, tsquery_sql, zhparser_query
 from gateway.search.zhparser import Zhparser, ZhparserUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,23 +67,32 @@ class Words:
         self.idle(stop=True)
         await self.zhparser.close()
 
-    async def documents(self, texts: list[str], spread: bool) -> list[str]:
+    async def documents(self, texts: list[str], spread: bool) -> tuple[list[str], list[str]]:
         """The index rows' documents: zhparser's words of the folded texts as tsvector text, or
-        folded jieba words (`spread`: part of a long pass, split on every worker)."""
+        folded jieba words (`spread`: part of a long pass, split on every worker); and their
+        grams, as tsvector text."""
         if self._jieba is None:
-            folded = await asyncio.to_thread(lambda: [fold(text) for text in texts])
-            return await self.zhparser.documents(folded, timeout=LONG_QUERY_TIMEOUT)
-        return await self._jieba.documents(texts, spread=spread)
+
+            def folded_and_grams() -> tuple[list[str], list[str]]:
+                folded = [fold(text) for text in texts]
+                return folded, [grams(text) for text in folded]
+
+            folded, literal = await asyncio.to_thread(folded_and_grams)
+            return await self.zhparser.documents(folded, timeout=LONG_QUERY_TIMEOUT), literal
+        pairs = await self._jieba.documents(texts, spread=spread)
+        return [words for words, _ in pairs], [literal for _, literal in pairs]
 
     async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
-        """The query's words as tsquery text, folded and split like the documents; '' when
-        nothing is left (only stop words or punctuation). A NUL, which no PostgreSQL text holds,
-        separates words."""
+        """The query as tsquery text, folded and split like the documents, each run as words or
+        literally (tokenize.query_run); '' when nothing is left (only stop words or punctuation).
+        A NUL, which no PostgreSQL text holds, separates words."""
         text = text.replace("\x00", " ")
         if self._jieba is None:
-            folded = await asyncio.to_thread(fold, text)
-            words = zhparser_query(await self.zhparser.tokens(folded))
+            runs = (await asyncio.to_thread(fold, text)).split()
+            tokens = await self.zhparser.tokens(runs)
+            matched = [zhparser_query(run, words) for run, words in zip(runs, tokens, strict=True)]
+            query = [run for run in matched if run is not None]
         else:
-            words = await self._jieba.query(text)
-        expression, params = tsquery_sql(words)
+            query = await self._jieba.query(text)
+        expression, params = tsquery_sql(query)
         return str(await pool.fetchval(f"SELECT ({expression})::text", *params))

@@ -25,8 +25,12 @@ log = logging.getLogger(__name__)
 SETUP_SQL = (Path(__file__).parent / "zhparser.sql").read_text()
 # Each document's words as tsvector text, in the order given.
 DOCUMENTS = "SELECT to_tsvector('chinese', d)::text AS words FROM unnest($1::text[]) WITH ORDINALITY u(d, n) ORDER BY n"
-# The query's words as zhparser splits them (mapped types only), in order.
-TOKENS = "SELECT lower(token) AS token FROM ts_debug('chinese', $1) WHERE lexemes IS NOT NULL AND lexemes <> '{}'"
+# The words of each run of a query as zhparser splits them (mapped types only), in order.
+TOKENS = """
+SELECT array(SELECT lower(d.token) FROM ts_debug('chinese', r) d WHERE d.lexemes IS NOT NULL AND d.lexemes <> '{}')
+  AS tokens
+FROM unnest($1::text[]) WITH ORDINALITY u(r, n) ORDER BY n
+"""
 
 # A text search configuration other than ours on zhparser: then the extension is someone else's too.
 OTHER_USERS = """
@@ -97,8 +101,9 @@ class Zhparser:
         rows = await self._ready().fetch(DOCUMENTS, folded, timeout=timeout)
         return [row["words"] for row in rows]
 
-    async def tokens(self, folded: str) -> list[str]:
-        return [row["token"] for row in await self._ready().fetch(TOKENS, folded)]
+    async def tokens(self, runs: list[str]) -> list[list[str]]:
+        """zhparser's words of each run of a folded query."""
+        return [list(row["tokens"]) for row in await self._ready().fetch(TOKENS, runs)]
 
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:

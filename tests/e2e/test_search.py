@@ -236,3 +236,28 @@ def test_smart_search_with_ocr_through_the_proxy_is_immichs_clip_order_over_word
     assert sorted(ours) == sorted([photos["invoice"], traps["traditional"]]) and immichs == [photos["invoice"]]
     # Immich's filters still apply: nothing of Alice's is a favourite.
     assert both({"query": "发票", "ocr": "发票", "isFavorite": True}) == ([], [])
+
+
+def test_names_single_characters_and_prefixes_are_found_on_both_routes(stack: Stack, photos):
+    """What the dictionaries lack (a shop's name), a single character and the start of a Latin
+    word: found by `ocr:`, by Immich's OCR search type and by smart search with `ocr` through the
+    proxy, at least as Immich's own matching finds them straight from Immich."""
+    alice = stack.user("alice")
+    shop = stack.upload(alice, "shop", ["蜜雪冰城", "MIXUE ICE CREAM"])
+    grooming = stack.upload(alice, "grooming", ["猫咪美容院"])
+    for asset in (shop, grooming):
+        eventually(lambda a=asset: stack.processed(a), 180, f"Immich stored OCR text and a CLIP vector for {asset}")
+    eventually(lambda: grooming in (stack.found(alice, "美容") or []), 60, "the grooming sign is indexed")
+    for words, asset in {"蜜雪冰城": shop, "猫": grooming, "mixu": shop}.items():
+        assert asset in stack.ocr_ids(alice, words), words
+        web = {"ocr": words, "visibility": "timeline"}
+        ours = httpx.post(f"{stack.proxy.url}/api/search/metadata", json=web, headers=alice.key_headers, timeout=60)
+        immichs = stack.immich.ok("POST", "/api/search/metadata", alice, json=web)["assets"]["items"]
+        assert ours.status_code == 200, ours.text
+        found = [item["id"] for item in ours.json()["assets"]["items"]]
+        assert asset in found and {item["id"] for item in immichs} <= set(found), (words, immichs)
+        smart = {"query": words, "ocr": words}
+        ours = httpx.post(f"{stack.proxy.url}/api/search/smart", json=smart, headers=alice.key_headers, timeout=60)
+        immichs = stack.immich.ok("POST", "/api/search/smart", alice, json=smart)["assets"]["items"]
+        found = [item["id"] for item in ours.json()["assets"]["items"]]
+        assert asset in found and {item["id"] for item in immichs} <= set(found), (words, immichs)
