@@ -57,11 +57,10 @@ class Registry:
 
 # A request's task label, the same values in both services: what it asked for, the image tasks
 # joined by + in this order (ocr+clip-image), or clip-text for a text.
-OCR_TASK = "ocr"
+OCR_TASK = protocol.OCR
 CLIP_IMAGE = "clip-image"
 CLIP_TEXT = "clip-text"
-FACES_TASK = "faces"
-_IMAGE_TASKS = {protocol.OCR: OCR_TASK, protocol.CLIP: CLIP_IMAGE, protocol.FACES: FACES_TASK}
+_IMAGE_TASKS = {protocol.OCR: OCR_TASK, protocol.CLIP: CLIP_IMAGE, protocol.FACES: protocol.FACES}
 
 
 def predict_task(tasks: Iterable[str], has_image: bool) -> str:

@@ -1,11 +1,12 @@
-"""Every SQL statement that touches Immich's tables: the one place holding their table and column
-names. Only reads, except the re-process resets and untagging. Statements whose names changed
+"""Every SQL statement that touches Immich's tables, but for the searches over our index
+(gateway.search.sql, which join `asset` and `smart_search`): the one place holding their table
+and column names. Only reads, except the re-process resets and untagging. Statements whose names changed
 between releases are built from the discovered `Columns`. Our own tables live in schema `aio`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,62 +51,72 @@ WHERE c.text IS DISTINCT FROM i.text OR a."fileCreatedAt" <> i.taken
 """
 
 
-# Change feeds, each read in keyset order after a watermark; (mark, asset id) pairs.
+class FeedSql(NamedTuple):
+    """A change feed's statements: the changes after a position, read in keyset order as
+    (mark, asset id) pairs ($1.. the position, then the limit); how many changes follow a
+    position (the total a long pass shows progress against); and the first change after a mark
+    put in for {mark} (how long it has waited is the index's lag, and whether there is one tells
+    a search's catch-up to read)."""
+
+    changed: str
+    count_after: str
+    first_after: str
+
+
 # 2.x: asset_job_status."ocrAt" (no index in Immich: a scan of that narrow table per pass).
-CHANGED_BY_OCR_AT = """
+BY_OCR_AT = FeedSql(
+    """
 SELECT "assetId" AS asset_id, "ocrAt" AS mark
 FROM asset_job_status
 WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "assetId") > ($1::timestamptz, $2::uuid)
 ORDER BY "ocrAt", "assetId"
 LIMIT $3
-"""
-# 3.0+: new lines by their indexed uuid v7 "updateId", deleted lines by the audit table.
-CHANGED_BY_UPDATE_ID = """
+""",
+    """
+SELECT count(*) FROM asset_job_status WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "assetId") > ($1::timestamptz, $2::uuid)
+""",
+    'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > {mark}::timestamptz',
+)
+
+
+def by_update_id(table: str) -> FeedSql:
+    """The rows of `table` written after a position, by their indexed uuid v7 "updateId"."""
+    return FeedSql(
+        f"""
 SELECT "assetId" AS asset_id, "updateId" AS mark
-FROM asset_ocr
+FROM {table}
 WHERE "updateId" > $1::uuid
 ORDER BY "updateId"
 LIMIT $2
-"""
-CHANGED_BY_AUDIT = """
+""",
+        f'SELECT count(*) FROM {table} WHERE "updateId" > $1::uuid',
+        f'SELECT "updateId" FROM {table} WHERE "updateId" > {{mark}}::uuid ORDER BY "updateId" LIMIT 1',
+    )
+
+
+def by_audit(table: str) -> FeedSql:
+    """The rows Immich's audit `table` recorded as deleted after a position ("deletedAt", id)."""
+    return FeedSql(
+        f"""
 SELECT "assetId" AS asset_id, "deletedAt" AS mark, id
-FROM asset_ocr_audit
+FROM {table}
 WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
 ORDER BY "deletedAt", id
 LIMIT $3
-"""
+""",
+        f'SELECT count(*) FROM {table} WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)',
+        f'SELECT min("deletedAt") FROM {table} WHERE "deletedAt" > {{mark}}::timestamptz',
+    )
+
+
+# 3.0+: new OCR lines by asset_ocr's "updateId", deleted lines by its audit table.
+BY_OCR_UPDATE = by_update_id("asset_ocr")
+BY_OCR_AUDIT = by_audit("asset_ocr_audit")
 # 2.6+: edits made and removed in Immich's editor, whose job then hides the lines a crop cuts
 # out (or shows them again) without marking asset_ocr. The job runs a moment after the edit: a
 # pass that reads the edit first finds it again in the minute it re-reads.
-CHANGED_BY_EDIT = """
-SELECT "assetId" AS asset_id, "updateId" AS mark
-FROM asset_edit
-WHERE "updateId" > $1::uuid
-ORDER BY "updateId"
-LIMIT $2
-"""
-CHANGED_BY_EDIT_AUDIT = """
-SELECT "assetId" AS asset_id, "deletedAt" AS mark, id
-FROM asset_edit_audit
-WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)
-ORDER BY "deletedAt", id
-LIMIT $3
-"""
-# How many changes a feed holds after a position: the total a long pass shows progress against.
-COUNT_AFTER_OCR_AT = """
-SELECT count(*) FROM asset_job_status WHERE "ocrAt" IS NOT NULL AND ("ocrAt", "assetId") > ($1::timestamptz, $2::uuid)
-"""
-COUNT_AFTER_UPDATE_ID = 'SELECT count(*) FROM asset_ocr WHERE "updateId" > $1::uuid'
-COUNT_AFTER_AUDIT = 'SELECT count(*) FROM asset_ocr_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
-COUNT_AFTER_EDIT = 'SELECT count(*) FROM asset_edit WHERE "updateId" > $1::uuid'
-COUNT_AFTER_EDIT_AUDIT = 'SELECT count(*) FROM asset_edit_audit WHERE ("deletedAt", id) > ($1::timestamptz, $2::uuid)'
-# Each feed's first change after a mark (an SQL expression put in for {mark}): how long it has
-# waited is the index's lag, and whether there is one tells a search's catch-up to read.
-FIRST_AFTER_OCR_AT = 'SELECT min("ocrAt") FROM asset_job_status WHERE "ocrAt" > {mark}::timestamptz'
-FIRST_AFTER_UPDATE_ID = 'SELECT "updateId" FROM asset_ocr WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
-FIRST_AFTER_AUDIT = 'SELECT min("deletedAt") FROM asset_ocr_audit WHERE "deletedAt" > {mark}::timestamptz'
-FIRST_AFTER_EDIT = 'SELECT "updateId" FROM asset_edit WHERE "updateId" > {mark}::uuid ORDER BY "updateId" LIMIT 1'
-FIRST_AFTER_EDIT_AUDIT = 'SELECT min("deletedAt") FROM asset_edit_audit WHERE "deletedAt" > {mark}::timestamptz'
+BY_EDIT = by_update_id("asset_edit")
+BY_EDIT_AUDIT = by_audit("asset_edit_audit")
 
 # ---- search: the caller's own assets and those of partners who share into their timeline ----
 

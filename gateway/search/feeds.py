@@ -36,11 +36,9 @@ Position = TypeVar("Position", uuid.UUID, tuple[datetime, uuid.UUID])
 class Feed(ABC, Generic[Position]):
     """One change feed: its statement, its watermark's key in aio.meta, and how it is keyed."""
 
-    def __init__(self, key: str, statement: str, count_after: str, first_after: str, rows_per_asset: int = 1) -> None:
+    def __init__(self, key: str, statements: sql.FeedSql, rows_per_asset: int = 1) -> None:
         self.key = key
-        self.statement = statement
-        self.count_after = count_after  # changes after a position (for progress)
-        self.first_after = first_after  # the first change after a mark (for the lag)
+        self.statement, self.count_after, self.first_after = statements
         # Rows per asset: a feed of OCR lines reads this many rows for a batch of assets.
         self.rows_per_asset = rows_per_asset
 
@@ -160,15 +158,11 @@ class TimeFeed(Feed[tuple[datetime, uuid.UUID]]):
         return position > watermark
 
 
-OCR_AT = TimeFeed("feed:ocrAt", sql.CHANGED_BY_OCR_AT, sql.COUNT_AFTER_OCR_AT, sql.FIRST_AFTER_OCR_AT)
-UPDATE_ID = UuidFeed(
-    "feed:updateId", sql.CHANGED_BY_UPDATE_ID, sql.COUNT_AFTER_UPDATE_ID, sql.FIRST_AFTER_UPDATE_ID, rows_per_asset=4
-)
-AUDIT = TimeFeed("feed:audit", sql.CHANGED_BY_AUDIT, sql.COUNT_AFTER_AUDIT, sql.FIRST_AFTER_AUDIT, rows_per_asset=4)
-EDIT = UuidFeed("feed:edit", sql.CHANGED_BY_EDIT, sql.COUNT_AFTER_EDIT, sql.FIRST_AFTER_EDIT)
-EDIT_AUDIT = TimeFeed(
-    "feed:editAudit", sql.CHANGED_BY_EDIT_AUDIT, sql.COUNT_AFTER_EDIT_AUDIT, sql.FIRST_AFTER_EDIT_AUDIT
-)
+OCR_AT = TimeFeed("feed:ocrAt", sql.BY_OCR_AT)
+UPDATE_ID = UuidFeed("feed:updateId", sql.BY_OCR_UPDATE, rows_per_asset=4)
+AUDIT = TimeFeed("feed:audit", sql.BY_OCR_AUDIT, rows_per_asset=4)
+EDIT = UuidFeed("feed:edit", sql.BY_EDIT)
+EDIT_AUDIT = TimeFeed("feed:editAudit", sql.BY_EDIT_AUDIT)
 
 AnyFeed = UuidFeed | TimeFeed
 
