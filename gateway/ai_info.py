@@ -73,7 +73,7 @@ class AiServiceInfo:
             self.clip = served
             ocr = info.get("ocr") or {}
             self.max_detection_side = ocr.get("maxDetectionSide")
-            self.ocr_model = {key: ocr.get(key) for key in ("asked", "models", "fallback")}
+            self.ocr_model = {key: ocr.get(key) for key in ("asked", "serveModel", "models", "fallback")}
             if changed:
                 log.warning(
                     "AI service serves Chinese-CLIP %s (%s dimensions): set Immich's CLIP model to %s "

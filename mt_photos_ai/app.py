@@ -132,9 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "maxDetectionSide": MAX_DETECTION_SIDE,
                 "maxUpscale": MAX_UPSCALE,
                 "angleClassifier": settings.ocr_angle_classifier,
-                # The model name asked for (Immich's, else OCR_MODEL), the files that serve it,
-                # and why the bundled models serve instead, when they do.
+                # The model name asked for (Immich's, else OCR_MODEL), the one serving every
+                # request instead (OCR_SERVE_MODEL), the files that serve, and why the bundled
+                # models serve instead, when they do.
                 "asked": runtime.ocr_loader.asked or None,
+                "serveModel": settings.ocr_serve_model or None,
                 "models": ocr_engine.models if ocr_engine else None,
                 "fallback": runtime.ocr_loader.model.missing if runtime.ocr_loader.model else None,
                 "providers": ocr_engine.providers if ocr_engine else None,

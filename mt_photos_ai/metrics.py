@@ -16,7 +16,8 @@ _registry = METRICS.registry
 
 INFERENCE_SECONDS = Histogram(
     "aio_ai_inference_duration_seconds",
-    "Time in one inference step, by model (clip, ocr) and stage (decode, preprocess, forward)",
+    "Time in one inference step, by model and stage (clip: decode, preprocess, forward; ocr: decode, detect, crop,"
+    " classify, recognize)",
     ["model", "stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=_registry,
@@ -50,7 +51,8 @@ MEMORY_RELEASES = Counter(
 )
 
 # Present from the start, at 0, so a dashboard shows them before the first request.
-for _model, _stages in (("clip", ("decode", "preprocess", "forward")), ("ocr", ("decode", "forward"))):
+OCR_STAGES = ("decode", "detect", "crop", "classify", "recognize")
+for _model, _stages in (("clip", ("decode", "preprocess", "forward")), ("ocr", OCR_STAGES)):
     MODEL_LOADED.labels(_model).set(0)
     for _stage in _stages:
         INFERENCE_SECONDS.labels(_model, _stage)

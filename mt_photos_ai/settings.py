@@ -45,18 +45,26 @@ class Settings(BaseSettings):
     # The OCR model served until Immich names one (its admin setting, e.g. PP-OCRv5_mobile);
     # empty = the models bundled in the rapidocr wheel. MT Photos' /ocr uses whichever serves.
     ocr_model: str = ""
+    # Serve every OCR request with this model, whatever Immich asks for: `bundled` (the
+    # rapidocr wheel's models, PP-OCRv6 small: reads more, README) or a PP-OCRv5 name;
+    # empty: the model Immich asks for.
+    ocr_serve_model: str = ""
     # Where PP-OCRv5 files are found, in the stock Immich ML server's cache layout
     # (<name>/detection/model.onnx, <name>/recognition/model.onnx), and fetched to when missing.
     ocr_model_dir: Path = Path("./models/ocr")
     ocr_auto_download: bool = True
-    # ONNX Runtime threads per OCR request; 0: the cores shared out among REQUEST_THREADS (at
-    # least one each), so concurrent requests do not oversubscribe the cores (bench/ocr_vs_stock:
-    # on 2 cores, one thread each gave 1.8x the throughput of one per core, at the same latency).
+    # ONNX Runtime threads per OCR pass; 0: every core for a pass that runs alone, the cores
+    # shared out among REQUEST_THREADS (at least one each) for passes that run beside others
+    # (engines/ocr_sessions.py says why). A number: that many, always.
     ocr_threads: int = Field(default=0, ge=0)
 
     @property
-    def resolved_ocr_threads(self) -> int:
-        return self.ocr_threads or max(1, (os.cpu_count() or 1) // self.request_threads)
+    def resolved_ocr_threads(self) -> tuple[int, int]:
+        """(threads of a pass beside others, threads of a pass alone)."""
+        if self.ocr_threads:
+            return self.ocr_threads, self.ocr_threads
+        cores = os.cpu_count() or 1
+        return max(1, cores // self.request_threads), cores
 
     # RapidOCR's text-line angle classifier: reads upside-down and sideways text.
     ocr_angle_classifier: bool = True

@@ -76,8 +76,7 @@ class Tasks:
         def read(engine: OcrEngine) -> ReadText:
             with timed("ocr", "decode"):
                 decoded = decode_image(data, **self._limits)
-            with timed("ocr", "forward"):  # detection, angle classification and recognition
-                result = engine.read(decoded.image, options)
+            result = engine.read(decoded.image, options)  # it times its own stages
             return ReadText(result, decoded.width, decoded.height)
 
         return await self.runtime.run(self.runtime.ocr_for(options.model), read)

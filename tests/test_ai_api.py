@@ -251,3 +251,23 @@ def test_the_ocr_model_immich_asks_for_is_served_or_the_fallback_is_named(ai_set
         assert len(warnings) == 1 and "PP-OCRv5_server" in warnings[0]
         # MT Photos names no model: it gets whichever serves.
         assert c.post("/ocr", headers=KEY, files={"file": ("a.jpg", image)}).json()["result"]["texts"]
+
+
+def test_ocr_serve_model_answers_every_ocr_request_whatever_immich_asks(ai_settings, ppocrv5_dir):
+    """OCR_SERVE_MODEL=bundled: the wheel's stronger models read Immich's requests that name
+    PP-OCRv5_mobile; /info says what was asked and what serves instead, and no fallback."""
+    from mt_photos_ai.app import create_app
+
+    settings = ai_settings.model_copy(update={"ocr_model_dir": ppocrv5_dir, "ocr_serve_model": "bundled"})
+    image = text_image(["增值税电子普通发票"]).data
+    entries = {
+        "ocr": {
+            "detection": {"modelName": "PP-OCRv5_mobile", "options": {"minScore": 0.5, "maxResolution": 736}},
+            "recognition": {"modelName": "PP-OCRv5_mobile", "options": {"minScore": 0.8}},
+        }
+    }
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        assert predict(c, entries, image=image).json()["ocr"]["text"] == ["增值税电子普通发票"]
+        info = c.get("/info", headers=KEY).json()["ocr"]
+        assert info["asked"] == "PP-OCRv5_mobile" and info["serveModel"] == "bundled" and info["fallback"] is None
+        assert not info["models"][0].startswith("PP-OCRv5")  # the wheel's (PP-OCRv6 small with rapidocr 3.10)

@@ -61,7 +61,14 @@ def test_ai_service_counts_requests_inference_stages_and_models(ai_settings):
     seconds = "aio_ai_http_request_duration_seconds_count"
     assert value(after, seconds, **route, task="ocr") > value(before, seconds, **route, task="ocr")
     stages = "aio_ai_inference_duration_seconds_count"
-    for model, stage in (("ocr", "decode"), ("ocr", "forward"), ("clip", "decode"), ("clip", "preprocess")):
+    for model, stage in (
+        ("ocr", "decode"),
+        ("ocr", "detect"),
+        ("ocr", "crop"),
+        ("ocr", "recognize"),
+        ("clip", "decode"),
+        ("clip", "preprocess"),
+    ):
         assert value(after, stages, model=model, stage=stage) == value(before, stages, model=model, stage=stage) + 1
     assert (
         value(after, stages, model="clip", stage="forward") == value(before, stages, model="clip", stage="forward") + 2

@@ -171,6 +171,29 @@ def test_ocr_threads_share_the_cores_among_the_request_threads():
     from mt_photos_ai.settings import Settings
 
     cores = os.cpu_count() or 1
-    assert Settings(request_threads=2).resolved_ocr_threads == max(1, cores // 2)
-    assert Settings(request_threads=cores * 4).resolved_ocr_threads == 1
-    assert Settings(request_threads=2, ocr_threads=3).resolved_ocr_threads == 3
+    assert Settings(request_threads=2).resolved_ocr_threads == (max(1, cores // 2), cores)
+    assert Settings(request_threads=cores * 4).resolved_ocr_threads == (1, cores)
+    assert Settings(request_threads=2, ocr_threads=3).resolved_ocr_threads == (3, 3)
+
+
+def test_an_image_read_alone_takes_every_core_and_one_read_beside_another_its_share(monkeypatch):
+    from mt_photos_ai.engines.ocr import OcrEngine
+    from mt_photos_ai.engines.ocr_sessions import SharedCoresSession
+
+    engine = OcrEngine("cpu", angle_classifier=True, threads=(1, 2))
+    sessions = [part.session.session for part in (engine.detector, engine.classifier, engine.recognizer)]
+    assert all(isinstance(session, SharedCoresSession) for session in sessions)
+    detector = sessions[0]
+    assert detector.narrow.get_session_options().intra_op_num_threads == 1
+    assert detector.wide.get_session_options().intra_op_num_threads == 2
+    taken: list[str] = []
+    for name in ("narrow", "wide"):
+        session = getattr(detector, name)
+        monkeypatch.setattr(session, "run", lambda *args, run=session.run, name=name: taken.append(name) or run(*args))
+    image = text_image(LINES)
+    assert read(engine, image.data).texts == LINES and taken == ["wide"]
+    with detector.reads.entered():  # another request's image, being read
+        assert read(engine, image.data).texts == LINES and taken == ["wide", "narrow"]
+    assert read(engine, image.data).texts == LINES and taken == ["wide", "narrow", "wide"]
+    # One number of threads: one session per model, as before.
+    assert not isinstance(OcrEngine("cpu", threads=(2, 2)).detector.session.session, SharedCoresSession)

