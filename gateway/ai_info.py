@@ -33,7 +33,8 @@ class AiServiceInfo:
         self.names = names
         self.clip = ServedClip()
         # The AI service's bound on the OCR detector's input (Immich's maxResolution has none),
-        # and its OCR model: asked for, served, and why the bundled one serves when it does.
+        # and its OCR model: asked for, set to serve instead, served, and why the bundled one
+        # serves when it does.
         self.max_detection_side: int | None = None
         self.ocr_model: dict[str, Any] = {}
         self._reading: asyncio.Task[None] | None = None

@@ -4,11 +4,11 @@ A fixed thread count per session is wrong one way or the other: one thread each 
 shared out among REQUEST_THREADS) leaves cores idle when one photo is read alone, and every core
 each oversubscribes them when two are read at once (the photos of bench/photo_scenes.py read in
 one process on 2 cores: 1 thread 0.83 s at c=1 and 2.1/s at c=2; 2 threads 0.60 s and 1.4/s).
-So each model file has two
-sessions, a wide one on every core and a narrow one on its share, and each forward pass (the
-detector's, each recognition batch) takes the wide one while its image is the only one being
-read, the narrow one otherwise (0.47 s and 2.35/s). Counting whole reads, not passes, keeps a
-pass off every core while another image is between its passes (cropping, classifying).
+So each model file has two sessions, a wide one on every core and a narrow one on its share,
+and each forward pass (the detector's, each recognition batch) takes the wide one while its
+image is the only one being read, the narrow one otherwise (0.47 s and 2.35/s). Counting whole
+reads, not passes, keeps a pass off every core while another image is between its passes
+(cropping, classifying).
 """
 
 from __future__ import annotations
