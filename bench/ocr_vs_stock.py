@@ -10,8 +10,9 @@ see `../shared/reference/stock-immich-ml.md`). Both get the same images, alterna
 - photos: camera-preview-sized scenes with many text regions (bench/photo_scenes.py: a shop
   front, a menu, a receipt on a table, handwritten notes, a shelf, a street at dusk).
 Reported per set: the expected strings found (a line counts when its text, spaces aside, is in
-what came back), c=1 latency (median per request) on each kind, c=2 throughput, and ours as a
-ratio of stock's. `--ours-env NAME=VALUE` runs ours with other settings. `--busy` runs the
+what came back), c=1 latency (median per request) on each kind, c=2 throughput and the CPU
+time each request took there (both servers' processes, children included), and ours as a ratio
+of stock's. `--ours-env NAME=VALUE` runs ours with other settings. `--busy` runs the
 measurement beside a process doing what Immich's thumbnail jobs do: decode a 12 MP photo, make a
 preview and a thumbnail, encode both as JPEG.
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from PIL import Image
 
 from aio_common.protocol import predict_body
@@ -46,6 +48,7 @@ ROUNDS = 4
 # Seconds between requests: the threads ONNX Runtime leaves spinning after one server's request
 # (the stock server's do) would otherwise take a core from the other's; each runs alone in use.
 SETTLE = 0.2
+THROUGHPUT_REQUESTS = 16
 KINDS = {
     "preview": "rendered: 1440 px previews",
     "small": "rendered: small rotated images",
@@ -124,7 +127,7 @@ def main() -> None:
     cases = samples()
     with (
         thumbnail_jobs(args.busy) as start_busy,
-        server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, _),
+        server_process("mt_photos_ai", env, "HTTP_PORT") as (ours, ours_pid),
         httpx.Client(timeout=120) as client,
     ):
         systems = {"ours": ours, "stock": args.stock_url.rstrip("/")}
@@ -148,11 +151,15 @@ def main() -> None:
                         hits[name][set_of(sample)] += found(texts, sample.lines)
                         if found(texts, sample.lines) < len(sample.lines):
                             misses[name].append(f"{sample.name}: {texts}")
+        processes = {"ours": psutil.Process(ours_pid), "stock": listening(systems["stock"])}
         rates: dict[str, dict[str, float]] = {name: {} for name in systems}
+        cpu: dict[str, dict[str, float]] = {name: {} for name in systems}
         for name, url in systems.items():
             for kind in ("preview", "photo"):
                 first = next(sample for sample in cases if sample.kind == kind)
-                rates[name][kind] = asyncio.run(throughput_of(url, first, 2, 16))
+                before = cpu_seconds(processes[name])
+                rates[name][kind] = asyncio.run(throughput_of(url, first, 2, THROUGHPUT_REQUESTS))
+                cpu[name][kind] = (cpu_seconds(processes[name]) - before) / THROUGHPUT_REQUESTS
     median = {
         name: {kind: statistics.median(values) * 1000 for kind, values in kinds.items()}
         for name, kinds in times.items()
@@ -169,9 +176,30 @@ def main() -> None:
     for kind in ("preview", "photo"):
         o, s = rates["ours"][kind], rates["stock"][kind]
         print(f"| {KINDS[kind]}, c=2 throughput | {o:.2f}/s | {s:.2f}/s | {o / s:.2f} |")
+    for kind in ("preview", "photo"):
+        o, s = cpu["ours"][kind] * 1000, cpu["stock"][kind] * 1000
+        print(f"| {KINDS[kind]}, c=2 CPU time per request | {o:.0f} ms | {s:.0f} ms | {o / s:.2f} |")
     for name, lines in misses.items():
         for line in lines:
             print(f"  {name} missed: {line}")
+
+
+def listening(url: str) -> psutil.Process:
+    """The process that listens on `url`'s port (the stock server's gunicorn master)."""
+    port = httpx.URL(url).port
+    for connection in psutil.net_connections("tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return psutil.Process(connection.pid)
+    raise SystemExit(f"no process of this machine listens on {url}: the CPU time needs the stock server here")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU time of `process` and its children (the stock server's workers)."""
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def set_of(sample: Sample) -> str:
