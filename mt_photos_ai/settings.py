@@ -53,14 +53,14 @@ class Settings(BaseSettings):
     # (<name>/detection/model.onnx, <name>/recognition/model.onnx), and fetched to when missing.
     ocr_model_dir: Path = Path("./models/ocr")
     ocr_auto_download: bool = True
-    # ONNX Runtime threads per OCR pass; 0: every core for a pass that runs alone, the cores
-    # shared out among REQUEST_THREADS (at least one each) for passes that run beside others
+    # ONNX Runtime threads per OCR pass; 0: every core while one image is being read, the cores
+    # shared out among REQUEST_THREADS (at least one each) while several are
     # (engines/ocr_sessions.py says why). A number: that many, always.
     ocr_threads: int = Field(default=0, ge=0)
 
     @property
     def resolved_ocr_threads(self) -> tuple[int, int]:
-        """(threads of a pass beside others, threads of a pass alone)."""
+        """(threads while several images are being read, threads while one is)."""
         if self.ocr_threads:
             return self.ocr_threads, self.ocr_threads
         cores = os.cpu_count() or 1

@@ -73,8 +73,8 @@ class OcrEngine:
         model: OcrModel = BUNDLED,
         threads: tuple[int, int] = (0, 0),
     ) -> None:
-        """`threads`: ONNX Runtime threads of a pass beside others and of a pass alone (0: its
-        own default); different numbers give each model a narrow and a wide session."""
+        """`threads`: ONNX Runtime threads while several images are being read and while one
+        is (0: its own default); different numbers give each model a narrow and a wide session."""
         rapidocr_logger.setLevel(logging.WARNING)  # its own (non-JSON) lines: warnings only
         changes: dict[str, object] = {
             "Global.log_level": "warning",
