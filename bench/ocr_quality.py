@@ -263,12 +263,12 @@ async def _ours(
     by_vector: str | None = None,
 ) -> list[uuid.UUID]:
     assert database.pool is not None and database.facts is not None
-    tsquery = await index.query.tsquery(database.pool, words)
-    if not tsquery:
+    query = await index.query.parse(database.pool, words)
+    if not query.runs:
         return []
     dto = SmartSearch(query=words, visibility="timeline")
     found = await index.query.search(
-        database.pool, database.facts, tsquery, dto, str(OWNER), 1000, 0, by_date=by_date, by_vector=by_vector
+        database.pool, database.facts, query, dto, str(OWNER), 1000, 0, by_date=by_date, by_vector=by_vector
     )
     return [uuid.UUID(a) for a in found]
 

@@ -153,7 +153,7 @@ async def measure(index: OcrIndex, database: Database, owners: list[uuid.UUID], 
         for i in range(QUERIES // len(QUERY_KINDS)):
             words = queries[i % len(queries)]
             started = time.perf_counter()
-            query = await index.query.tsquery(pool, words)
+            query = await index.query.parse(pool, words)
             found = await index.query.search(pool, facts, query, SmartSearch(query=words), user, 101, 0)
             timings.append((time.perf_counter() - started) * 1000)
             fills.append(len(found))

@@ -61,6 +61,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE aio.ocr_index ALTER COLUMN taken SET NOT NULL;
     CREATE INDEX ocr_index_owner_words ON aio.ocr_index USING gin (owner_id, words);
     """,
+    # Literal matching: the grams in a column and GIN index of their own, so that ranking by
+    # words reads only the small `words`; each owner's rows newest first, where a fragment most
+    # photos hold is looked for (search/query.py). The rows are rebuilt (tokenize.LITERAL).
+    """
+    ALTER TABLE aio.ocr_index ADD COLUMN grams tsvector NOT NULL DEFAULT '';
+    ALTER TABLE aio.ocr_index ALTER COLUMN grams DROP DEFAULT;
+    CREATE INDEX ocr_index_owner_grams ON aio.ocr_index USING gin (owner_id, grams);
+    CREATE INDEX ocr_index_owner_taken ON aio.ocr_index (owner_id, taken DESC, asset_id);
+    """,
 ]
 
 

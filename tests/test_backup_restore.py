@@ -83,7 +83,7 @@ async def test_a_backup_restores_and_the_index_comes_back(servers, server, immic
         kept = await db.pool.fetchval("SELECT count(*) FROM aio.ocr_index")
         assert (index.words.tokenizer, kept) == (("jieba", 0) if server == "without zhparser" else ("zhparser", 1))
         await index.passes.sync(db.pool, db.facts)
-        query = await index.query.tsquery(db.pool, "发票")
+        query = await index.query.parse(db.pool, "发票")
         found = await index.query.search(db.pool, db.facts, query, SmartSearch(query="发票"), OWNER, 10, 0)
         assert found == [invoice]
         assert not await db.pool.fetchval(HAS_ZHPARSER)

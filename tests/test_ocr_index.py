@@ -17,6 +17,8 @@ from gateway import aio_schema
 from gateway.immich.db import Database
 from gateway.immich.dto import SmartSearch
 from gateway.search import feeds as feeds_module
+from gateway.search import query as query_module
+from gateway.search import sql as sql_module
 from gateway.search.index import OcrIndex
 from gateway.search.tokenize import FOLDING, SPLITTING
 from testing.immich_db import ImmichRows, database_for, scratch_database, zhparser_beside
@@ -41,13 +43,15 @@ class Ctx:
         return await self.index.passes.sync(self.pool, self.db.facts)
 
     async def find(self, words: str, user: str = ALICE, **dto: Any) -> list[str]:
+        return await self.find_page(words, user, size=100, page=1, **dto)
+
+    async def find_page(self, words: str, user: str = ALICE, *, size: int, page: int, **dto: Any) -> list[str]:
         assert self.db.facts is not None
-        query = await self.index.query.tsquery(self.pool, words)
-        if not query:
+        query = await self.index.query.parse(self.pool, words)
+        if not query.runs:
             return []
-        return await self.index.query.search(
-            self.pool, self.db.facts, query, SmartSearch(query=words, **dto), user, 100, 0
-        )
+        search = SmartSearch(query=words, **dto)
+        return await self.index.query.search(self.pool, self.db.facts, query, search, user, size, (page - 1) * size)
 
 
 @pytest.fixture
@@ -125,6 +129,68 @@ async def test_photos_that_match_as_words_come_before_literal_matches(ctx):
     assert await ctx.find("receipt") == [word, literal]
 
 
+def day(n: int) -> datetime:
+    return datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(days=n)
+
+
+async def test_literal_matches_come_newest_first_from_the_newest_rows_or_the_grams_index(ctx, monkeypatch):
+    """A fragment is looked for in each owner's RECENT_WINDOW newest rows first; where those do
+    not fill the page, the grams' index answers: the pages are the same either way."""
+    monkeypatch.setattr(query_module, "RECENT_WINDOW", 4)
+    cats = [await ctx.rows.asset(ALICE, [f"猫咪 {n}"], taken=day(n)) for n in range(6)]
+    await ctx.rows.asset(ALICE, ["发票"], taken=day(10))
+    trashed = await ctx.rows.asset(ALICE, ["猫咪"], taken=day(11))
+    await ctx.sync()
+    await ctx.pool.execute('UPDATE asset SET "deletedAt" = now() WHERE id = $1', trashed)
+    newest_first = cats[::-1]
+    assert await ctx.find("猫") == newest_first  # two pages of the window, then the grams' index
+    assert await ctx.find_page("猫", size=2, page=1) == newest_first[:2]  # from the window alone
+    assert await ctx.find_page("猫", size=2, page=2) == newest_first[2:4]
+    assert await ctx.find_page("猫", size=2, page=3) == newest_first[4:]
+
+
+async def test_a_pass_leaves_nothing_in_the_gin_pending_lists(ctx):
+    """Searches read a GIN index's pending list in full each time: a pass that wrote rows moves
+    them into the index proper."""
+    for n in range(5):
+        await ctx.rows.asset(ALICE, [f"增值税电子普通发票 蜜雪冰城 No.{n}"])
+    assert await ctx.sync() == 5
+    pending = await ctx.pool.fetchrow(
+        "SELECT gin_clean_pending_list('aio.ocr_index_owner_words'::regclass) AS words,"
+        " gin_clean_pending_list('aio.ocr_index_owner_grams'::regclass) AS grams"
+    )
+    assert dict(pending) == {"words": 0, "grams": 0}
+
+
+async def test_a_fragment_the_statistics_call_rare_skips_the_newest_rows(ctx, monkeypatch):
+    """After ANALYZE, a name whose rarest pair is too rare to fill a page from the newest rows
+    goes straight to the grams' index; a single character, which no pair bounds, does not."""
+    monkeypatch.setattr(query_module, "RECENT_WINDOW", 10)
+    walks = []
+    walk = sql_module.recent_literal_matches
+    monkeypatch.setattr(sql_module, "recent_literal_matches", lambda *args: walks.append(args) or walk(*args))
+    shop = await ctx.rows.asset(ALICE, ["蜜雪冰城"], taken=day(0))
+    invoices = [await ctx.rows.asset(ALICE, [f"发票 {n}"], taken=day(n)) for n in range(1, 41)]
+    await ctx.sync()
+    await ctx.pool.execute("ANALYZE aio.ocr_index")
+    assert await ctx.find("蜜雪冰城") == [shop] and walks == []
+    assert await ctx.find_page("票", size=3, page=1) == invoices[:-4:-1] and len(walks) == 1
+
+
+async def test_a_partner_match_older_than_the_newest_rows_keeps_its_place(ctx, monkeypatch):
+    """Alice sees Bob's photos in her timeline. Her own newest rows hold no match, but her third
+    newest photo does, and it is newer than Bob's matches: it comes first."""
+    monkeypatch.setattr(query_module, "RECENT_WINDOW", 2)
+    await ctx.rows.partner(BOB, ALICE, True)
+    await ctx.rows.asset(ALICE, ["发票"], taken=day(30))
+    await ctx.rows.asset(ALICE, ["收据"], taken=day(29))
+    hers = await ctx.rows.asset(ALICE, ["小猫"], taken=day(20))
+    his = [await ctx.rows.asset(BOB, ["猫粮"], taken=day(n)) for n in (10, 9)]
+    await ctx.sync()
+    assert await ctx.find_page("猫", size=2, page=1) == [hers, his[0]]
+    assert await ctx.find("猫") == [hers, *his]
+
+
 async def test_a_compound_query_finds_its_parts_written_apart(ctx):
     apart = await ctx.rows.asset(ALICE, ["电子 普通 发票"])
     together = await ctx.rows.asset(ALICE, ["增值税电子普通发票"])
@@ -162,7 +228,8 @@ async def test_newest_first_between_equal_ranks_and_a_date_edited_in_immich(ctx)
     assert await ctx.find("发票") == [new, old]
     facts = ctx.db.facts
     assert facts is not None
-    second_page = await ctx.index.query.search(ctx.pool, facts, "'发票'", SmartSearch(query="发票"), ALICE, 1, 1)
+    query = await ctx.index.query.parse(ctx.pool, "发票")
+    second_page = await ctx.index.query.search(ctx.pool, facts, query, SmartSearch(query="发票"), ALICE, 1, 1)
     assert second_page == [old]
     # Immich's date edit touches no OCR feed: the order follows at the next reconcile.
     await ctx.pool.execute('UPDATE asset SET "fileCreatedAt" = $2 WHERE id = $1', old, now + timedelta(days=2))
@@ -371,6 +438,8 @@ async def test_the_index_migration_keeps_the_rows_and_adds_their_taken_time(ctx)
     await ctx.sync()
     async with ctx.pool.acquire() as conn:  # back to the schema of the release before
         await conn.execute(
+            "DROP INDEX aio.ocr_index_owner_grams; DROP INDEX aio.ocr_index_owner_taken;"
+            "ALTER TABLE aio.ocr_index DROP COLUMN grams;"
             "DROP INDEX aio.ocr_index_owner_words; ALTER TABLE aio.ocr_index DROP COLUMN taken;"
             "DROP EXTENSION btree_gin; CREATE INDEX ocr_index_words ON aio.ocr_index USING gin (words);"
             "CREATE INDEX ocr_index_owner ON aio.ocr_index (owner_id)"

@@ -148,11 +148,11 @@ class SearchCore:
                     raise ImmichDecides("Immich would not rank this smart search")
             index = self.keeper.index
             await index.passes.catch_up(pool, facts, self.settings.search_catchup_limit)
-            tsquery = await index.query.tsquery(pool, words)
-            if not tsquery:
+            query = await index.query.parse(pool, words)
+            if not query.runs:
                 return []
             return await index.query.search(
-                pool, facts, tsquery, filters, str(user["id"]), limit, offset, by_date=by_date, by_vector=vector
+                pool, facts, query, filters, str(user["id"]), limit, offset, by_date=by_date, by_vector=vector
             )
 
     async def _page(

@@ -79,11 +79,14 @@ class IndexPasses:
         async with self._locked(pool, wait=True) as conn:
             assert conn is not None
             try:
-                return sum(
+                written = sum(
                     [await self._read(pool, conn, facts, feed, self.batch_size, bounded=False) for feed in feeds(facts)]
                 )
             finally:
                 self.words.idle()
+            if written:
+                await conn.execute(sql.CLEAN_PENDING, timeout=LONG_QUERY_TIMEOUT)
+            return written
 
     async def catch_up(self, pool: asyncpg.Pool, facts: ImmichFacts, limit: int) -> int:
         """A bounded pass before a search, so a photo Immich has just read is found at once.
@@ -136,6 +139,7 @@ class IndexPasses:
                 async with conn.transaction():
                     written += await self._apply(conn, facts, differing[start : start + self.batch_size], spread=spread)
             if written:
+                await conn.execute(sql.CLEAN_PENDING, timeout=LONG_QUERY_TIMEOUT)
                 log.info("OCR index reconciled", extra={"written": written})
             return written
 

@@ -9,13 +9,13 @@ folded alike; the index records the tokenizer and the folding it was built with 
 when either changes.
 
 Literal matching keeps what the tokenizer cannot place. Every character of a folded document is
-also indexed in a gram (a lexeme marked with GRAM, which folding never leaves in a word): each
-pair of adjacent characters of a run, at its position, and a run's last character. A query run
-the tokenizer does not know as words (a name it splits into single characters or loses
-characters of, a single character) then matches as a substring: the phrase of its pairs
-(蜜雪冰城: '^蜜雪' <-> '^雪冰' <-> '^冰城'), or the grams that begin with its one character. A Latin or digit
-run matches as a word or as a substring (recei finds RECEIPT). Word lexemes carry weight A and
-grams weight D, so a ranking can put photos that match as words first.
+also indexed in a gram, in a column of its own: each pair of adjacent characters of a run, at its
+position, and a run's last character. A query run the tokenizer does not know as words (a name
+it splits into single characters or loses characters of, a single character) then matches as a
+substring: the phrase of its pairs (蜜雪冰城: '蜜雪' <-> '雪冰' <-> '冰城'), or the grams that
+begin with its one character. A Latin or digit run matches as a word or as a substring (recei
+finds RECEIPT). With the words in a column apart, a ranking puts photos that match as words
+first reading the small words alone.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ ZHPARSER_SETTINGS = {"zhparser.multi_short": "on", "zhparser.punctuation_ignore"
 # types in zhparser.sql, the stop words) rebuilds it.
 SPLITTING = {"zhparser": "multi_short,punctuation_ignore;types-2", "jieba": "search-mode;stop-words-1"}
 # Bump when the grams change.
-LITERAL = "grams:pairs,last-of-run;weights-A-D/1"
-GRAM = "^"
+LITERAL = "grams:pairs,last-of-run;own-column/3"
 # PostgreSQL's largest tsvector position.
 MAX_POSITION = 16383
 
@@ -141,7 +140,7 @@ def grams(folded: str) -> str:
         start += len(run) + 1
         if start > MAX_POSITION:
             break
-    return " ".join(f"'{_quoted(GRAM + lexeme)}':{','.join(map(str, spots))}" for lexeme, spots in positions.items())
+    return " ".join(f"'{_quoted(lexeme)}':{','.join(map(str, spots))}" for lexeme, spots in positions.items())
 
 
 def _quoted(lexeme: str) -> str:
@@ -150,14 +149,18 @@ def _quoted(lexeme: str) -> str:
     return lexeme.replace("\\", "\\\\").replace("'", "''")
 
 
+def pairs(fragment: str) -> list[str]:
+    """The pairs of adjacent characters of `fragment` (folded, one run), as the grams hold them."""
+    fragment = fragment.lower()
+    return [fragment[i : i + 2] for i in range(len(fragment) - 1)]
+
+
 def literal(fragment: str) -> str:
     """The tsquery text that finds `fragment` (folded, one run) as a substring: the grams that
     begin with its one character, or the phrase of its pairs."""
-    fragment = fragment.lower()
     if len(fragment) == 1:
-        return f"'{_quoted(GRAM + fragment)}':*"
-    pairs = [fragment[i : i + 2] for i in range(len(fragment) - 1)]
-    return " <-> ".join(f"'{_quoted(GRAM + pair)}'" for pair in pairs)
+        return f"'{_quoted(fragment.lower())}':*"
+    return " <-> ".join(f"'{_quoted(pair)}'" for pair in pairs(fragment))
 
 
 @dataclass(frozen=True)
@@ -253,28 +256,44 @@ def tiling(word: str, pieces: list[str]) -> tuple[str, ...]:
     return tuple(covered) if end == len(word) and len(covered) > 1 else ()
 
 
-def tsquery_sql(runs: list[QueryRun]) -> tuple[str, list[str]]:
-    """A parameterised SQL expression for the query's tsquery: every run must match, as its
-    words or literally; every word and fragment a bound parameter, so any text is safe."""
+@dataclass(frozen=True)
+class TextQuery:
+    """A query as the index matches it, run by run: each run's words as a tsquery on the
+    `words` column, and the folded run itself where it may match literally (as `literal`'s
+    tsquery on `grams`); a run matches by either, and every run must match. No runs: nothing
+    matches."""
+
+    runs: tuple[tuple[str | None, str | None], ...]
+
+    @property
+    def words(self) -> str | None:
+        """Any run's words (a tsquery): a photo holding them matches as words."""
+        forms = [f"({words})" for words, _ in self.runs if words is not None]
+        return " | ".join(forms) or None
+
+    @property
+    def fragments(self) -> list[str]:
+        """The runs that may match literally: a photo may match without any of the words."""
+        return [fragment for _, fragment in self.runs if fragment is not None]
+
+
+def word_forms_sql(runs: list[QueryRun]) -> tuple[str, list[str]]:
+    """A parameterised SQL expression for each run's words as tsquery text (a text[]; NULL for
+    a run that matches only literally): every word of the run must match, itself or as all its
+    parts. Every word is a bound parameter, so any text is safe."""
     params: list[str] = []
 
     def lexeme(word: str) -> str:
         params.append(word)
         return f"plainto_tsquery('simple', ${len(params)})"
 
-    terms = []
+    forms = []
     for run in runs:
-        forms = []
-        if run.words:
-            word_terms = []
-            for word in run.words:
-                term = lexeme(word.word)
-                if word.parts:
-                    term = f"({term} || ({' && '.join(lexeme(part) for part in word.parts)}))"
-                word_terms.append(term)
-            forms.append(" && ".join(word_terms))
-        if run.literal is not None:
-            params.append(literal(run.literal))
-            forms.append(f"${len(params)}::tsquery")
-        terms.append("(" + " || ".join(f"({form})" for form in forms) + ")")
-    return (" && ".join(terms) if terms else "''::tsquery"), params
+        word_terms = []
+        for word in run.words:
+            term = lexeme(word.word)
+            if word.parts:
+                term = f"({term} || ({' && '.join(lexeme(part) for part in word.parts)}))"
+            word_terms.append(term)
+        forms.append(f"({' && '.join(word_terms)})::text" if word_terms else "NULL")
+    return f"ARRAY[{', '.join(forms)}]::text[]", params

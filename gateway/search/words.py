@@ -12,7 +12,16 @@ import asyncpg
 
 from gateway.pg import Connection
 from gateway.search.jieba_workers import JiebaWorkers
-from gateway.search.tokenize import JIEBA, ZHPARSER, Tokenizer, fold, grams, tsquery_sql, zhparser_query
+from gateway.search.tokenize import (
+    JIEBA,
+    ZHPARSER,
+    TextQuery,
+    Tokenizer,
+    fold,
+    grams,
+    word_forms_sql,
+    zhparser_query,
+)
 from gateway.search.zhparser import Zhparser, ZhparserUnavailable
 
 log = logging.getLogger(__name__)
@@ -82,9 +91,9 @@ class Words:
         pairs = await self._jieba.documents(texts, spread=spread)
         return [words for words, _ in pairs], [literal for _, literal in pairs]
 
-    async def tsquery(self, pool: asyncpg.Pool, text: str) -> str:
-        """The query as tsquery text, folded and split like the documents, each run as words or
-        literally (tokenize.query_run); '' when nothing is left (only stop words or punctuation).
+    async def query(self, pool: asyncpg.Pool, text: str) -> TextQuery:
+        """The query folded and split like the documents, each run as words or literally
+        (tokenize.query_run); no runs when nothing is left (only stop words or punctuation).
         A NUL, which no PostgreSQL text holds, separates words."""
         text = text.replace("\x00", " ")
         if self._jieba is None:
@@ -94,5 +103,8 @@ class Words:
             query = [run for run in matched if run is not None]
         else:
             query = await self._jieba.query(text)
-        expression, params = tsquery_sql(query)
-        return str(await pool.fetchval(f"SELECT ({expression})::text", *params))
+        if not query:
+            return TextQuery(())
+        expression, params = word_forms_sql(query)
+        forms = await pool.fetchval(f"SELECT {expression}", *params)
+        return TextQuery(tuple((words or None, run.literal) for words, run in zip(forms, query, strict=True)))
