@@ -8,9 +8,9 @@ plus some English and numbers. Then, for each tokenizer this PostgreSQL has:
 - with nothing new: the catch-up before a search, and a background sync pass, both through
   3.x's change feeds (asset_ocr."updateId", the delete audit) and through 2.x's
   (asset_job_status."ocrAt", which Immich does not index);
-- the database part of a search (tsquery + ranked query, first page of 100), by kind of query:
-  common words, shop names the dictionaries lack (in 2% of lines), single characters, the start
-  of a Latin word, the last digits of a phone number.
+- the database part of an `ocr:` search (the query's words, then its matches, first page of 100),
+  by kind of query: common words, shop names the dictionaries lack (in 2% of lines), single
+  characters, the start of a Latin word, the last digits of a phone number.
 Run: `.venv/bin/python -m bench.ocr_search` (ASSETS=100000 for a quicker run)
 """
 

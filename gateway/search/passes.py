@@ -1,6 +1,6 @@
 """The passes that keep the word index `aio.ocr_index` equal to each asset's visible OCR text in
-Immich: one row per asset with visible text (the lines in reading order, a GIN-indexed tsvector
-of their folded words, owner and taken time).
+Immich: one row per asset with visible text (the lines in reading order, GIN-indexed tsvectors
+of their folded words and of their grams, owner and taken time).
 
 A pass reads each feed (feeds.py) after its watermark; each candidate asset is re-read and
 written only if its visible text or taken time differs from the row, so passes are idempotent,
