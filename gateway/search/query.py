@@ -57,8 +57,7 @@ class IndexQuery:
         search = _Search(pool, query, dto, facts, user_id)
         if by_date is None and by_vector is None:
             return (await search.ranked(offset + limit))[offset:]
-        p, me, conditions = search.bind()
-        match, owners = sql.text_match(query, p), immich_sql.searchable_owners(me)
+        p, conditions, owners, match = search.bind()
         # bigint: a page far out (up to Immich's largest) is an empty answer, as Immich gives.
         paging = p.add(limit, "bigint"), p.add(offset, "bigint")
         if by_vector is not None:
@@ -69,18 +68,19 @@ class IndexQuery:
 
 
 class _Search:
-    """One search's statements, each on parameters of its own that begin with the caller and
-    Immich's filters (`bind`)."""
+    """One search's statements, each on parameters of its own (`bind`)."""
 
     def __init__(self, pool: asyncpg.Pool, query: TextQuery, dto: SmartSearch, facts: ImmichFacts, user: str) -> None:
         self.pool, self.query, self.dto, self.facts, self.user = pool, query, dto, facts, user
 
-    def bind(self) -> tuple[Params, str, str]:
-        """New parameters holding the caller (`me`, a placeholder) and the WHERE conditions of
-        Immich's filters."""
+    def bind(self, *, literal_only: bool = False) -> tuple[Params, str, str, str]:
+        """New parameters, with the SQL that uses them: the WHERE conditions of Immich's
+        filters, the caller's searchable owners and the text match (`sql.text_match`)."""
         params = Params()
         me = params.add(self.user, "uuid")
-        return params, me, search_conditions(self.dto, self.facts, me, params)
+        conditions = search_conditions(self.dto, self.facts, me, params)
+        match = sql.text_match(self.query, params, literal_only=literal_only)
+        return params, conditions, immich_sql.searchable_owners(me), match
 
     async def ids(self, statement: str, params: Params) -> list[str]:
         return [str(row["asset_id"]) for row in await self.pool.fetch(statement, *params.values)]
@@ -89,8 +89,7 @@ class _Search:
         """The first `count` matches in the index's own order: word matches, then literal ones."""
         found: list[str] = []
         if self.query.words is not None:
-            p, me, conditions = self.bind()
-            match, owners = sql.text_match(self.query, p), immich_sql.searchable_owners(me)
+            p, conditions, owners, match = self.bind()
             words, limit = p.add(self.query.words, "tsquery"), p.add(count, "bigint")
             found = await self.ids(sql.word_matches(conditions, match, words, owners, limit), p)
             if len(found) == count or not self.query.fragments:
@@ -104,8 +103,7 @@ class _Search:
             found = await self._recent_literal(count)
             if found is not None:
                 return found
-        p, me, conditions = self.bind()
-        match, owners = sql.text_match(self.query, p, literal_only=True), immich_sql.searchable_owners(me)
+        p, conditions, owners, match = self.bind(literal_only=True)
         return await self.ids(sql.literal_matches(conditions, match, owners, p.add(count, "bigint")), p)
 
     async def _rare(self, count: int) -> bool:
@@ -119,8 +117,7 @@ class _Search:
     async def _recent_literal(self, count: int) -> list[str] | None:
         """The first `count` literal matches from each owner's RECENT_WINDOW newest rows; None
         when those do not hold them all."""
-        p, me, conditions = self.bind()
-        match, owners = sql.text_match(self.query, p, literal_only=True), immich_sql.searchable_owners(me)
+        p, conditions, owners, match = self.bind(literal_only=True)
         limit = p.add(count, "bigint")
         statement = sql.recent_literal_matches(conditions, match, owners, RECENT_WINDOW, limit)
         hits: dict[uuid.UUID, list[Key]] = {}
